@@ -1,0 +1,7 @@
+"""Allow ``python -m painmeta``."""
+
+import sys
+
+from painmeta.cli import main
+
+sys.exit(main())

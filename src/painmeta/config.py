@@ -1,0 +1,178 @@
+"""Dataset configuration: one validated YAML file per dataset.
+
+``data/raw/<dataset>/dataset.yaml`` is the single source of truth for a
+dataset's parameters (networks, lookup table, ALE settings, seeds, models).
+Notebooks receive only the dataset name and optional overrides from Papermill;
+:func:`load_config` applies the overrides on top of the file and validates the
+result, so a typo in an override fails as loudly as a typo in the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from painmeta.errors import InputError
+from painmeta.paths import DatasetPaths, dataset_paths
+
+#: Direction codes used in every table. Display labels come from the config.
+DIRECTIONS = (
+    "patients>controls",
+    "patients<controls",
+    "positive_association",
+    "negative_association",
+    "mixed",
+    "unknown",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Network(_Strict):
+    """One predefined ROI category (network)."""
+
+    key: str
+    label: str
+
+
+class ALEModelConfig(_Strict):
+    """One ALE model: which experiments enter and how many Monte Carlo iterations."""
+
+    contrast_types: list[str] = Field(default_factory=lambda: ["between_group"])
+    directions: list[str] | None = None  # None = any direction
+    n_iters: int = Field(default=1000, ge=1)
+    description: str = ""
+
+
+class ALEConfig(_Strict):
+    """ALE parameters (ANALYSIS.md section 2)."""
+
+    kernel: Literal["sample_size"] = "sample_size"
+    voxel_thresh: float = Field(default=0.001, gt=0, lt=1)
+    cluster_alpha: float = Field(default=0.05, gt=0, lt=1)
+    min_experiments: int = Field(default=2, ge=1)
+    recommended_experiments: int = Field(default=17, ge=1)
+    seed: int = 0
+    include_unverified: bool = True
+    n_cores: int = Field(default=2, ge=1)
+    models: dict[str, ALEModelConfig] = Field(default_factory=dict)
+
+
+class Labels(_Strict):
+    """Display words for the two groups."""
+
+    patients: str = "patients"
+    controls: str = "controls"
+
+
+class DatasetConfig(_Strict):
+    """Validated content of ``dataset.yaml``."""
+
+    name: str
+    title: str
+    description: str = ""
+    source: Literal["tables", "nimare_json"] = "tables"
+    nimare_json: str | None = None
+    labels: Labels = Field(default_factory=Labels)
+    networks: list[Network]
+    roi_lookup: str | None = None
+    ale: ALEConfig = Field(default_factory=ALEConfig)
+    seed: int = 0
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("networks")
+    @classmethod
+    def _unique_networks(cls, value: list[Network]) -> list[Network]:
+        keys = [n.key for n in value]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"network keys must be unique, got {keys}")
+        return value
+
+    @property
+    def network_keys(self) -> list[str]:
+        """Network keys in display order."""
+        return [n.key for n in self.networks]
+
+    @property
+    def network_labels(self) -> dict[str, str]:
+        """Mapping from network key to display label."""
+        return {n.key: n.label for n in self.networks}
+
+    def direction_label(self, code: str) -> str:
+        """Human label for a direction code, in this dataset's group words."""
+        p, c = self.labels.patients, self.labels.controls
+        return {
+            "patients>controls": f"{p} > {c}",
+            "patients<controls": f"{p} < {c}",
+            "positive_association": "positive association",
+            "negative_association": "negative association",
+            "mixed": "mixed",
+            "unknown": "unknown",
+        }.get(code, code)
+
+
+def _deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_update(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(
+    dataset: str | Path,
+    overrides: dict[str, Any] | None = None,
+    root: Path | str | None = None,
+) -> tuple[DatasetConfig, DatasetPaths]:
+    """Load and validate a dataset's ``dataset.yaml``.
+
+    Parameters
+    ----------
+    dataset : str or path-like
+        Dataset name (``"cipn"``) or path to its raw folder.
+    overrides : dict, optional
+        Nested values that replace those of the file (e.g. from Papermill:
+        ``{"ale": {"seed": 7}}``).
+    root : path-like, optional
+        Project root.
+
+    Returns
+    -------
+    config : DatasetConfig
+    paths : DatasetPaths
+
+    Raises
+    ------
+    InputError
+        If the file is missing or does not validate; the message names the
+        file and each offending key.
+    """
+    paths = dataset_paths(dataset, root=root)
+    cfg_file = paths.raw / "dataset.yaml"
+    if not cfg_file.is_file():
+        raise InputError(
+            f"{cfg_file}: dataset config not found. Each dataset needs "
+            "data/raw/<dataset>/dataset.yaml (copy data/raw/cipn/dataset.yaml as a start)."
+        )
+    try:
+        raw = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{cfg_file}: not valid YAML ({exc}).") from exc
+    if overrides:
+        raw = _deep_update(raw, overrides)
+    try:
+        config = DatasetConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [
+            f"{cfg_file}: key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise InputError("\n".join(lines)) from exc
+    return config, paths

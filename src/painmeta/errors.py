@@ -1,0 +1,16 @@
+"""Exceptions for user-facing errors.
+
+An :class:`InputError` is a problem with the user's input (a table, a config,
+a Sleuth file). The command line prints its message and exits non-zero without
+a Python traceback; library callers can catch it.
+"""
+
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad user input; the message says where (file, row, column) and how to fix it."""
+
+    def __init__(self, message: str, problems: list | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []

@@ -1,0 +1,117 @@
+"""Execute stage notebooks with Papermill and render them to self-contained HTML.
+
+The Makefile calls ``python -m painmeta run-stage NN_name --dataset D``; tests
+call :func:`run_stage` directly. The executed notebook goes to
+``outputs/<dataset>/notebooks/`` and its HTML to ``outputs/<dataset>/report/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from painmeta.errors import InputError
+from painmeta.paths import dataset_paths, project_root
+
+KERNEL_NAME = "painmeta"
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+def render_html(executed: Path, html: Path, caption: str = "") -> Path:
+    """Render an executed notebook to self-contained HTML (code hidden by default).
+
+    Parameters
+    ----------
+    executed : pathlib.Path
+        Executed ``.ipynb``.
+    html : pathlib.Path
+        Output file.
+    caption : str
+        Text shown in the page's toolbar.
+
+    Returns
+    -------
+    pathlib.Path
+        ``html``.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(executed, as_version=4)
+    exporter = HTMLExporter(template_name="painmeta_html", extra_template_basedirs=[str(TEMPLATE_DIR)])
+    exporter.exclude_input_prompt = False
+    body, _ = exporter.from_notebook_node(nb, resources={"painmeta_caption": caption})
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def run_stage(stage: str, dataset: str = "cipn", parameters: dict | None = None,
+              render: bool = True, kernel: str | None = KERNEL_NAME) -> dict[str, Path | float]:
+    """Execute ``notebooks/<stage>.ipynb`` for a dataset and render it.
+
+    Parameters
+    ----------
+    stage : str
+        Notebook stem, e.g. ``"00_extraction"``.
+    dataset : str
+        Dataset name.
+    parameters : dict, optional
+        Extra Papermill parameters (override the notebook's ``parameters`` cell).
+    render : bool
+        Also write the HTML page.
+    kernel : str or None
+        Jupyter kernel name (the Makefile registers ``painmeta`` in the venv);
+        None uses the notebook's own kernelspec.
+
+    Returns
+    -------
+    dict
+        ``notebook`` and ``html`` paths and ``seconds`` of execution.
+    """
+    import papermill as pm
+
+    root = project_root()
+    source = root / "notebooks" / f"{stage}.ipynb"
+    if not source.is_file():
+        raise InputError(f"{source}: no such stage notebook")
+    paths = dataset_paths(dataset, root=root)
+    out_nb = paths.outputs / "notebooks" / f"{stage}.ipynb"
+    out_nb.parent.mkdir(parents=True, exist_ok=True)
+    params = {"dataset": dataset, **(parameters or {})}
+    start = time.perf_counter()
+    pm.execute_notebook(
+        str(source), str(out_nb), parameters=params, kernel_name=kernel,
+        cwd=str(root), progress_bar=False, log_output=False,
+    )
+    seconds = time.perf_counter() - start
+    result: dict[str, Path | float] = {"notebook": out_nb, "seconds": seconds}
+    timing = paths.outputs / "notebooks" / "timings.json"
+    times = json.loads(timing.read_text()) if timing.is_file() else {}
+    times[stage] = round(seconds, 2)
+    timing.write_text(json.dumps(times, indent=1, sort_keys=True))
+    if render:
+        result["html"] = render_html(out_nb, paths.outputs / "report" / f"{stage}.html",
+                                     caption=f"painmeta · dataset {dataset} · stage {stage}")
+    return result
+
+
+def _cmd_run_stage(args: argparse.Namespace) -> int:
+    params = json.loads(args.params) if args.params else {}
+    result = run_stage(args.stage, args.dataset, params, kernel=args.kernel)
+    print(f"executed {result['notebook']} in {result['seconds']:.1f} s")
+    if "html" in result:
+        print(f"rendered {result['html']}")
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    """Add the ``run-stage`` command."""
+    p = sub.add_parser("run-stage", help="execute a stage notebook with Papermill and render HTML")
+    p.add_argument("stage", help="notebook stem, e.g. 00_extraction")
+    p.add_argument("--dataset", default="cipn")
+    p.add_argument("--params", default="", help="JSON object of extra Papermill parameters")
+    p.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel name (default: painmeta)")
+    p.set_defaults(func=_cmd_run_stage)

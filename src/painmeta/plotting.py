@@ -1,0 +1,104 @@
+"""Shared figure helpers: colour-blind-safe palettes and saving in vector + PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+#: Okabe & Ito (2008) colour-blind-safe palette.
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
+
+#: Direction colours used by every stage (orange-vermillion up, blue down).
+DIRECTION_COLOURS = {
+    "patients>controls": "#D55E00",
+    "patients<controls": "#0072B2",
+    "positive_association": "#E69F00",
+    "negative_association": "#56B4E9",
+    "activation": "#009E73",
+    "mixed": "#CC79A7",
+    "unknown": "#7F7F7F",
+}
+
+
+def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "svg", "pdf"),
+                dpi: int = 300) -> list[Path]:
+    """Save a figure as PNG (raster, ``dpi``) and vector SVG/PDF.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    stem : path-like
+        Output path without extension; folders are created.
+    formats : tuple of str
+        Extensions to write.
+    dpi : int
+        Resolution of the PNG.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Files written.
+    """
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in formats:
+        path = stem.with_suffix(f".{ext}")
+        # Fixed metadata keeps vector files byte-identical across runs.
+        meta = {"Date": None} if ext == "svg" else ({"CreationDate": None} if ext == "pdf" else None)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=meta)
+        out.append(path)
+    return out
+
+
+def foci_glass_brain(foci: pd.DataFrame, flagged: set[str] | None = None, title: str = "",
+                     colour_by: str = "experiment_id"):
+    """Glass brain of MNI foci, one colour per group, QA-flagged foci as crosses.
+
+    Parameters
+    ----------
+    foci : pandas.DataFrame
+        ``focus_id``, ``x``, ``y``, ``z`` and the ``colour_by`` column.
+    flagged : set of str, optional
+        Focus ids with a QA error, drawn as black crosses.
+    title : str
+    colour_by : str
+        Column whose values get distinct colours (Okabe-Ito, cycled).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from nilearn import plotting
+
+    flagged = flagged or set()
+    fig = plt.figure(figsize=(10, 3.6))
+    display = plotting.plot_glass_brain(None, display_mode="lyrz", figure=fig, title=title or None)
+    groups = list(dict.fromkeys(foci[colour_by]))
+    handles = []
+    for i, group in enumerate(groups):
+        sub = foci[(foci[colour_by] == group) & ~foci["focus_id"].isin(flagged)]
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        if len(sub):
+            display.add_markers(sub[["x", "y", "z"]].to_numpy(float), marker_color=colour, marker_size=30)
+        handles.append(plt.Line2D([], [], marker="o", ls="", color=colour, label=str(group)))
+    bad = foci[foci["focus_id"].isin(flagged)]
+    if len(bad):
+        display.add_markers(bad[["x", "y", "z"]].to_numpy(float), marker_color="black", marker_size=60,
+                            marker="x")
+        handles.append(plt.Line2D([], [], marker="x", ls="", color="black", label="QA error"))
+    if len(handles) <= 12:
+        fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7, frameon=False,
+                   bbox_to_anchor=(0.5, -0.12))
+    return fig
+
+
+def empty_axes_message(ax: plt.Axes, text: str) -> None:
+    """Write a centred message on empty axes (e.g. 'no cluster survived')."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11)
+    ax.set_axis_off()
+
+
+__all__ = ["OKABE_ITO", "DIRECTION_COLOURS", "save_figure", "foci_glass_brain", "empty_axes_message"]

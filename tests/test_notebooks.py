@@ -1,0 +1,48 @@
+"""Every stage notebook executes through Papermill on every dataset and renders self-contained HTML."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from painmeta.notebooks import run_stage
+from painmeta.paths import dataset_paths
+from painmeta.report import build_index
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+DATASETS = ["cipn", "cancer_pain", "nidm_pain"]
+EXTERNAL = re.compile(r"""<(script|link|img)[^>]+(src|href)=["']https?://""", re.I)
+
+
+def _assert_self_contained(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    assert not EXTERNAL.search(text), f"{page.name} loads something from the network"
+    assert "pm-hide-code" in text, "code cells must be hidden by default"
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_all_stages_execute_and_render(dataset):
+    # Quick Monte Carlo settings keep the suite fast; make all uses the config's iterations.
+    params = {"quick": True}
+    for stage in STAGES:
+        result = run_stage(stage, dataset, parameters=params)
+        assert Path(result["notebook"]).is_file()
+        _assert_self_contained(Path(result["html"]))
+    index = build_index(dataset)
+    _assert_self_contained_index(index, dataset)
+
+
+def _assert_self_contained_index(index: Path, dataset: str) -> None:
+    text = index.read_text(encoding="utf-8")
+    assert not EXTERNAL.search(text)
+    paths = dataset_paths(dataset)
+    for href in re.findall(r'href="([^"#]+)"', text):
+        assert (index.parent / href).is_file(), f"broken link {href}"
+    for stage in STAGES:
+        assert f'href="{stage}.html"' in text
+    assert "sha256" in text.lower() and paths.name in text
