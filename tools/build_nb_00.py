@@ -20,10 +20,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from painmeta import extraction, tables
-from painmeta.plotting import foci_glass_brain, save_figure
+from painmeta.notebooks import setup_notebook
+from painmeta.plotting import foci_glass_brain, publish
 
-pd.set_option("display.max_colwidth", 120)
-pd.set_option("display.max_rows", 400)
+setup_notebook()
 ext, config, paths = extraction.extract(dataset, config_overrides or None)
 written = extraction.write_outputs(ext, config, paths)
 fig_dir = paths.stage("extraction")
@@ -74,7 +74,7 @@ if len(ext.foci):
     errors = set(ext.qa_flags.loc[ext.qa_flags["severity"] == "error", "focus_id"]) if len(ext.qa_flags) else set()
     colour_by = "experiment_id" if ext.foci["experiment_id"].nunique() <= 8 else "study_id"
     fig = foci_glass_brain(ext.foci, errors, title=f"{dataset}: public foci (MNI)", colour_by=colour_by)
-    save_figure(fig, fig_dir / "foci_glass_brain")
+    publish(fig, fig_dir / "foci_glass_brain")
 else:
     display(Markdown("No public coordinates in this dataset."))
 """),

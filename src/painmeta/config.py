@@ -63,6 +63,33 @@ class ALEConfig(_Strict):
     models: dict[str, ALEModelConfig] = Field(default_factory=dict)
 
 
+class ROIConfig(_Strict):
+    """ROI synthesis rules (ANALYSIS.md section 3)."""
+
+    contrast_types: list[str] = Field(
+        default_factory=lambda: ["between_group", "correlation", "within_group"])
+    # How a finding's direction is coded in the matrices: between-group directions are
+    # kept; associations with symptom severity are read as "higher/lower with more
+    # CIPN", as the review coded perfusion and connectivity correlations.
+    direction_map: dict[str, str] = Field(default_factory=lambda: {
+        "patients>controls": "patients>controls",
+        "patients<controls": "patients<controls",
+        "positive_association": "patients>controls",
+        "negative_association": "patients<controls",
+        "activation": "patients>controls",
+    })
+    exclude_experiments: list[str] = Field(default_factory=list)
+    atlas_distance_mm: float = Field(default=10.0, gt=0)
+
+
+class ProportionsConfig(_Strict):
+    """Proportion meta-analysis settings (ANALYSIS.md section 4)."""
+
+    levels: list[Literal["experiment", "study"]] = Field(default_factory=lambda: ["experiment", "study"])
+    ci_level: float = Field(default=0.95, gt=0, lt=1)
+    subgroups: list[str] = Field(default_factory=lambda: ["patients>controls", "patients<controls"])
+
+
 class Labels(_Strict):
     """Display words for the two groups."""
 
@@ -82,6 +109,8 @@ class DatasetConfig(_Strict):
     networks: list[Network]
     roi_lookup: str | None = None
     ale: ALEConfig = Field(default_factory=ALEConfig)
+    roi: ROIConfig = Field(default_factory=ROIConfig)
+    proportions: ProportionsConfig = Field(default_factory=ProportionsConfig)
     seed: int = 0
     extra: dict[str, Any] = Field(default_factory=dict)
 

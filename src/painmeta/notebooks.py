@@ -19,6 +19,41 @@ KERNEL_NAME = "painmeta"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
+def setup_notebook(max_colwidth: int = 120) -> None:
+    """Quiet, readable defaults for stage notebooks (called in each notebook's first code cell).
+
+    Silences library chatter that would flood the rendered report (NiMARE's
+    deprecation warnings, INFO logging from fontTools/numexpr), sets pandas display
+    options, and asks the inline backend for crisp PNG figures.
+
+    Parameters
+    ----------
+    max_colwidth : int
+        pandas ``display.max_colwidth``.
+    """
+    import logging
+    import warnings
+
+    import pandas as pd
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for name in ("fontTools", "numexpr", "nimare", "nilearn", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    pd.set_option("display.max_colwidth", max_colwidth)
+    pd.set_option("display.max_rows", 400)
+    pd.set_option("display.width", 200)
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")
+        import matplotlib
+
+        matplotlib.rcParams["figure.dpi"] = 110
+    except ImportError:  # outside IPython
+        pass
+
+
 def render_html(executed: Path, html: Path, caption: str = "") -> Path:
     """Render an executed notebook to self-contained HTML (code hidden by default).
 

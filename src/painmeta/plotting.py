@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+
+# Embedding TrueType fonts in PDFs makes fontTools log every subsetting step at
+# INFO, which floods notebooks whose root logger is at INFO (NiMARE sets it).
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
@@ -44,12 +49,15 @@ def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
-    for ext in formats:
-        path = stem.with_suffix(f".{ext}")
-        # Fixed metadata keeps vector files byte-identical across runs.
-        meta = {"Date": None} if ext == "svg" else ({"CreationDate": None} if ext == "pdf" else None)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=meta)
-        out.append(path)
+    # A fixed SVG id salt and no dates keep vector files byte-identical across runs
+    # (matplotlib salts ids with a random UUID otherwise); TrueType fonts keep PDF text
+    # editable for publishers.
+    with plt.rc_context({"svg.hashsalt": "painmeta", "pdf.fonttype": 42}):
+        for ext in formats:
+            path = stem.parent / f"{stem.name}.{ext}"  # not with_suffix: stems may contain dots
+            meta = {"Date": None} if ext == "svg" else ({"CreationDate": None} if ext == "pdf" else None)
+            fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=meta)
+            out.append(path)
     return out
 
 
@@ -101,4 +109,36 @@ def empty_axes_message(ax: plt.Axes, text: str) -> None:
     ax.set_axis_off()
 
 
-__all__ = ["OKABE_ITO", "DIRECTION_COLOURS", "save_figure", "foci_glass_brain", "empty_axes_message"]
+__all__ = ["OKABE_ITO", "DIRECTION_COLOURS", "save_figure", "publish", "foci_glass_brain", "empty_axes_message"]
+
+
+def publish(fig: plt.Figure, stem: str | Path, **kwargs) -> list[Path]:
+    """Save a figure (PNG + SVG + PDF) and show it once in a notebook.
+
+    Figures built on a bare :class:`~matplotlib.figure.Figure` are not shown by
+    the inline backend on their own, and pyplot figures would be shown twice;
+    this displays exactly once and closes the figure.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    stem : path-like
+        Output path without extension.
+    **kwargs
+        Passed to :func:`save_figure`.
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    files = save_figure(fig, stem, **kwargs)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display(fig)
+    except ImportError:  # pragma: no cover - IPython is part of the pinned stack
+        pass
+    plt.close(fig)
+    return files
