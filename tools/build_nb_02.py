@@ -21,17 +21,15 @@ config_overrides = {}
 quick = False  # unused here (no Monte Carlo in this stage); accepted so that every stage takes the same parameters
 """),
     code("""
-import logging
-
 import pandas as pd
-from IPython.display import Image, Markdown, display
+from IPython.display import Markdown, display
 
 from painmeta import extraction, roi
+from painmeta.notebooks import setup_notebook
 from painmeta.paths import project_root
+from painmeta.plotting import publish
 
-logging.getLogger("fontTools").setLevel(logging.WARNING)
-pd.set_option("display.max_colwidth", 90)
-pd.set_option("display.max_rows", 300)
+setup_notebook(max_colwidth=90)
 
 
 def show(df, empty="Nothing to show."):
@@ -43,7 +41,8 @@ def show(df, empty="Nothing to show."):
 ext, config, paths = extraction.extract(dataset, config_overrides or None)
 result = roi.synthesise(ext, config)
 implied = roi.implied_review_counts(dataset)
-written = roi.write_outputs(result, config, paths, implied=implied)
+# Tables now; the two figures are drawn (and saved as PNG, SVG and PDF) where they are shown below.
+written = roi.write_outputs(result, config, paths, figures=False, implied=implied)
 fig_dir = paths.stage("roi")
 has_findings = len(result.findings) > 0
 display(Markdown(f"**{config.title}**\\n\\n"
@@ -121,7 +120,7 @@ reverse, ↑↓ = both directions, ? = implicated but the source gives no direct
 """),
     code("""
 show(result.experiment.display(), "The experiment-level matrix is empty.")
-display(Image(filename=str(fig_dir / "roi_matrix_experiment.png"), width=900))
+written.update({p.name: p for p in publish(roi.plot_matrix(result.experiment, config), fig_dir / "roi_matrix_experiment")})
 """),
     md("""
 ### Not assessable
@@ -140,7 +139,7 @@ it; the arrows keep the directions seen (↑↓ when the study's contrasts point
 """),
     code("""
 show(result.study.display(), "The study-level matrix is empty.")
-display(Image(filename=str(fig_dir / "roi_matrix_study.png"), width=760))
+written.update({p.name: p for p in publish(roi.plot_matrix(result.study, config), fig_dir / "roi_matrix_study")})
 """),
     md("""
 ## Counts for the proportion meta-analysis
@@ -149,7 +148,11 @@ Per network: events = rows implicating it, n = all rows of the matrix; direction
 includes that direction (↑↓ counts in both) over the same n. Written to `roi_counts.csv` (long form) for stage 3.
 """),
     code("""
-show(roi.counts_wide(result.counts), "No counts: the matrices are empty.")
+if result.experiment.n or result.study.n:
+    show(roi.counts_wide(result.counts))
+else:
+    display(Markdown("*No counts: both matrices are empty (n = 0), so there is nothing to pool. `roi_counts.csv` still "
+                     "lists every network with n = 0.*"))
 """),
     md("""
 ## Every cell traced to its sources

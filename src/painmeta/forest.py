@@ -289,25 +289,5 @@ def forest_plot(
     return fig
 
 
-def save_figure(fig: Figure, stem: str | Path, dpi: int = 300) -> list[Path]:
-    """Write ``<stem>.png`` (``dpi``, default 300), ``<stem>.svg`` and ``<stem>.pdf``.
-
-    Delegates to :func:`painmeta.plotting.save_figure`, the project's one saving convention
-    (byte-stable SVG/PDF, TrueType fonts in PDF, tight bounding box).
-
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-    stem : str or path-like
-        Output path without suffix; parent folders are created.
-    dpi : int
-        Resolution of the PNG.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The three files written (PNG, SVG, PDF).
-    """
-    from painmeta.plotting import save_figure as _save
-
-    return _save(fig, stem, formats=("png", "svg", "pdf"), dpi=dpi)
+# Saving uses the project's one convention (PNG + byte-stable SVG/PDF); re-exported here.
+from painmeta.plotting import save_figure  # noqa: E402,F401

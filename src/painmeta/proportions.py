@@ -37,7 +37,11 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pandas is imported lazily by the stage helpers
+    import pandas as pd
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -1019,3 +1023,145 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_run_cli)
     return p
+
+
+# --------------------------------------------------------------------------- stage: pooling ROI counts
+
+
+@dataclass(frozen=True)
+class LevelAnalysis:
+    """Proportion meta-analysis of one ROI matrix level (experiment or study).
+
+    Attributes
+    ----------
+    level : str
+        ``"experiment"`` or ``"study"``.
+    overall : MetapropResult or None
+        Networks pooled, events = entries implicating the network, n = entries in the matrix.
+    subgroups : MetapropSubgroups or None
+        Direction-specific events over the same n, with the test for subgroup differences.
+    skipped : str
+        Why nothing was pooled (empty when pooled).
+    """
+
+    level: str
+    overall: MetapropResult | None
+    subgroups: MetapropSubgroups | None
+    skipped: str = ""
+
+    def summary(self, labels: Mapping[str, str] | None = None) -> "pd.DataFrame":
+        """One row per pooled estimate (overall and each direction) with CI and heterogeneity."""
+        import pandas as pd
+
+        rows = []
+        parts: list[tuple[str, MetapropResult]] = []
+        if self.overall is not None:
+            parts.append(("overall", self.overall))
+        if self.subgroups is not None:
+            parts.extend(self.subgroups.groups.items())
+        for name, res in parts:
+            het = res.heterogeneity
+            rows.append({
+                "level": self.level, "subgroup": (labels or {}).get(name, name),
+                "k": res.k, "events": res.events, "total": res.total,
+                "pooled": res.random.proportion, "lower": res.random.lower, "upper": res.random.upper,
+                "common": res.common.proportion, "tau2": het.tau2, "I2_percent": het.I2,
+                "Q": het.Q, "df": het.df, "Q_p": het.p, "Q_lrt": het.Q_lrt, "Q_lrt_p": het.p_lrt,
+                "note": res.degenerate or "",
+            })
+        return pd.DataFrame(rows)
+
+
+def pool_roi_counts(counts: "pd.DataFrame", level: str, subgroups: Sequence[str] = ("patients>controls",
+                                                                                     "patients<controls"),
+                    ci_level: float = 0.95) -> LevelAnalysis:
+    """Pool the ROI counts of one level as the review did (``meta::metaprop`` defaults).
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        Long counts from :func:`painmeta.roi.counts` (columns ``level``,
+        ``subgroup``, ``network``, ``label``, ``order``, ``events``, ``n``).
+    level : {"experiment", "study"}
+    subgroups : sequence of str
+        Direction codes pooled as subgroups (events of that direction over the same n).
+    ci_level : float
+        Confidence level.
+
+    Returns
+    -------
+    LevelAnalysis
+        ``skipped`` says why when the matrix is empty (e.g. no region-level findings).
+    """
+    sub = counts[counts["level"] == level].sort_values("order")
+    overall = sub[sub["subgroup"] == "overall"]
+    if overall.empty or int(overall["n"].max()) == 0:
+        return LevelAnalysis(level, None, None, f"no {level} entered the ROI matrix (no region-level findings)")
+    labels = overall["label"].tolist()
+    res = metaprop(overall["events"].to_numpy(int), overall["n"].to_numpy(int), labels=labels, level=ci_level)
+    by_group = {}
+    for code in subgroups:
+        g = sub[sub["subgroup"] == code]
+        if len(g) == len(overall):
+            by_group[code] = g["events"].to_numpy(int)
+    sg = (metaprop_subgroups(by_group, overall["n"].to_numpy(int), labels=labels, level=ci_level)
+          if by_group else None)
+    return LevelAnalysis(level, res, sg)
+
+
+def analyse_levels(counts: "pd.DataFrame", config: Any) -> dict[str, LevelAnalysis]:
+    """Pool every level named in ``config.proportions.levels``.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        Long ROI counts (:func:`painmeta.roi.counts` for both levels).
+    config : DatasetConfig
+
+    Returns
+    -------
+    dict of str to LevelAnalysis
+    """
+    pc = config.proportions
+    return {lvl: pool_roi_counts(counts, lvl, pc.subgroups, pc.ci_level) for lvl in pc.levels}
+
+
+def write_tables(analyses: Mapping[str, LevelAnalysis], folder: Path | str,
+                 labels: Mapping[str, str] | None = None) -> dict[str, Path]:
+    """Write ``proportions_summary.csv`` and ``proportions_rows.csv`` (per network and subgroup).
+
+    Parameters
+    ----------
+    analyses : mapping of level to LevelAnalysis
+    folder : path-like
+        Usually ``data/processed/<dataset>``.
+    labels : mapping, optional
+        Direction code -> display label for the ``subgroup`` column.
+
+    Returns
+    -------
+    dict of str to Path
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    summaries, rows = [], []
+    for level, la in analyses.items():
+        if la.overall is None:
+            summaries.append(pd.DataFrame([{"level": level, "subgroup": "overall", "note": la.skipped}]))
+            continue
+        summaries.append(la.summary(labels))
+        parts = [("overall", la.overall)] + (list(la.subgroups.groups.items()) if la.subgroups else [])
+        for name, res in parts:
+            frame = res.to_frame()
+            frame.insert(0, "subgroup", (labels or {}).get(name, name))
+            frame.insert(0, "level", level)
+            rows.append(frame)
+    out = {"proportions_summary.csv": folder / "proportions_summary.csv",
+           "proportions_rows.csv": folder / "proportions_rows.csv"}
+    pd.concat(summaries, ignore_index=True).to_csv(out["proportions_summary.csv"], index=False)
+    (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()).to_csv(out["proportions_rows.csv"], index=False)
+    return out

@@ -1,0 +1,93 @@
+"""Write notebooks/03_proportions.ipynb."""
+from nbbuild import code, md, params, write_notebook
+
+cells = [
+    md("""
+# Stage 3 · Proportion meta-analysis of ROI involvement
+
+For each network, events = entries of the ROI matrix (experiments, or studies) implicating it and n = all entries.
+Pooling follows R's `meta::metaprop` defaults, as the review did: Clopper–Pearson 95% CI per network; a random-intercept
+logistic GLMM fitted by maximum likelihood (7-point adaptive Gauss–Hermite quadrature) with a Wald CI on the logit scale;
+the common-effect logistic estimate; heterogeneity by the Wald-type Q (df = k − 1) with I² and τ², and the
+likelihood-ratio Q. Directional subgroups count events of one direction over the same n, with the test for subgroup
+differences. The engine (`painmeta.proportions`) is checked against R's metafor to 1e-4 (`tests/reference/`).
+"""),
+    params("""
+dataset = "cipn"
+config_overrides = {}
+quick = False
+"""),
+    code("""
+import pandas as pd
+from IPython.display import Markdown, display
+
+from painmeta import extraction, forest, proportions, roi
+from painmeta.notebooks import setup_notebook
+from painmeta.plotting import DIRECTION_COLOURS, publish
+
+setup_notebook()
+ext, config, paths = extraction.extract(dataset, config_overrides or None)
+result = roi.synthesise(ext, config)
+analyses = proportions.analyse_levels(result.counts, config)
+labels = {code: config.direction_label(code) for code in config.proportions.subgroups}
+written = proportions.write_tables(analyses, paths.processed, labels)
+out = paths.stage("proportions")
+colours = {labels[c]: DIRECTION_COLOURS[c] for c in labels}
+"""),
+    md("## Counts entering the pooling\nFrom the ROI matrices of stage 2 (every count traces back to findings there)."),
+    code("display(roi.counts_wide(result.counts) if hasattr(roi, 'counts_wide') else result.counts)"),
+    md("## Pooled estimates"),
+    code("""
+summary = pd.concat([a.summary(labels) if a.overall is not None else
+                     pd.DataFrame([{"level": a.level, "note": a.skipped}]) for a in analyses.values()])
+display(summary.round(4))
+"""),
+    md("## Forest plots\nOne per level: all networks (overall), then the directional subgroups with the test for subgroup differences."),
+    code("""
+for level, la in analyses.items():
+    if la.overall is None:
+        display(Markdown(f"**{level} level:** not pooled: {la.skipped}."))
+        continue
+    unit = "experiments" if level == "experiment" else "studies"
+    fig = forest.forest_plot(la.overall, title=f"{config.name}: {level}-level ROI involvement ({unit})",
+                             label_header="Network")
+    publish(fig, out / f"forest_{level}_overall")
+    if la.subgroups is not None:
+        renamed = proportions.MetapropSubgroups(
+            groups={labels.get(k, k): v for k, v in la.subgroups.groups.items()},
+            test_random=la.subgroups.test_random, test_common=la.subgroups.test_common, notes=la.subgroups.notes)
+        fig = forest.forest_plot(renamed, title=f"{config.name}: {level} level by direction", label_header="Network",
+                                 group_colours=colours)
+        publish(fig, out / f"forest_{level}_direction")
+"""),
+    md("## Per-network rows"),
+    code("""
+for level, la in analyses.items():
+    if la.overall is not None:
+        display(Markdown(f"**{level} level**"))
+        display(la.overall.to_frame().round(4))
+"""),
+    md("""
+## The engine on the counts the review's numbers imply
+Where the review's inputs are known (the counts its reported proportions and intervals imply, `review_implied_counts.csv`),
+the same engine must reproduce its statistics. This separates *engine* agreement from *data* agreement.
+"""),
+    code("""
+implied_file = paths.raw / "review_implied_counts.csv"
+if implied_file.is_file():
+    implied = roi.implied_review_counts(dataset)
+    rows = []
+    for (level, subgroup), grp in implied[implied["network"] != "all"].groupby(["level", "subgroup"]):
+        res = proportions.metaprop(grp["events"].astype(int), grp["n"].astype(int), labels=grp["network"].tolist())
+        rows.append({"level": level, "subgroup": subgroup, "events": f"{int(grp['events'].sum())}/{int(grp['n'].sum())}",
+                     "pooled": res.random.proportion, "lower": res.random.lower, "upper": res.random.upper,
+                     "Q": res.heterogeneity.Q, "Q_p": res.heterogeneity.p, "I2_percent": res.heterogeneity.I2})
+    display(pd.DataFrame(rows).round(4))
+    display(implied[["item_id", "level", "subgroup", "network", "events", "n", "reported_proportion",
+                     "reported_ci_lower", "reported_ci_upper", "reproduces"]])
+    display(Markdown("The study-level and audit comparisons against every reported number are in stage 5 (audit)."))
+else:
+    display(Markdown(f"Dataset `{dataset}` has no review-implied counts: nothing to compare with."))
+"""),
+]
+write_notebook("notebooks/03_proportions.ipynb", cells, "Stage 3: proportion meta-analysis")
