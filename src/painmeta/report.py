@@ -32,6 +32,7 @@ KEY_FIGURES = (
     ("extraction", "foci_glass_brain", "Public foci (MNI) with QA errors marked"),
     ("ale", "ale_glass_brain", "ALE map (unthresholded)"),
     ("roi", "roi_matrix_experiment", "Experiment-level ROI matrix"),
+    ("roi", "roi_matrix_study", "Study-level ROI matrix"),
     ("proportions", "forest_experiment_overall", "Experiment-level proportions"),
     ("quality", "robins_traffic_light", "ROBINS-I traffic-light plot"),
     ("quality", "prisma_flow", "PRISMA 2020 flow"),
@@ -88,6 +89,43 @@ def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, escape=True, border=0, classes="pm-table")
 
 
+def overview_section(config, paths: DatasetPaths) -> str:
+    """Question, data and what could (not) be reproduced, from the processed tables."""
+    parts = [
+        "<p><b>Question.</b> Do MRI studies of chemotherapy-induced peripheral neuropathy (CIPN) and cancer pain "
+        "converge on common brain regions or networks? Three syntheses are rebuilt from extraction tables: "
+        "voxelwise ALE, a five-network ROI synthesis, and a proportion meta-analysis of ROI involvement, with "
+        "ROBINS-I risk of bias and a PRISMA flow.</p>",
+        "<p><b>Datasets.</b> <code>cipn</code> (the review's five studies, rebuilt from public sources), "
+        "<code>cancer_pain</code> (the wider cancer-pain literature), <code>nidm_pain</code> (positive control "
+        "shipped with NiMARE). This page: <code>" + html.escape(config.name) + "</code>.</p>",
+    ]
+    proc = paths.processed
+    exp_file, foci_file = proc / "experiments.csv", proc / "foci_mni.csv"
+    if exp_file.is_file() and foci_file.is_file():
+        exp, foci = pd.read_csv(exp_file), pd.read_csv(foci_file)
+        parts.append(
+            f"<p><b>Data.</b> {exp['study_id'].nunique()} studies with {len(exp)} contrasts; "
+            f"{int((exp['n_foci'] > 0).sum())} contrasts have public coordinates ({len(foci)} foci); "
+            f"{int((exp['evidence'] != 'verified').sum())} contrasts are inferred or unverified.</p>")
+    audit_file = proc / "audit.csv"
+    if audit_file.is_file():
+        audit = pd.read_csv(audit_file)
+        counts = audit["status"].value_counts()
+        parts.append(
+            "<p><b>Reproduction.</b> Of " + str(len(audit)) + " numbers the review reports, "
+            + ", ".join(f"{int(n)} {html.escape(k)}" for k, n in counts.items())
+            + ". See the audit stage for each number with its reason.</p>")
+        inc_file = proc / "audit_inconsistencies.csv"
+        if inc_file.is_file():
+            inc = pd.read_csv(inc_file)
+            if len(inc):
+                parts.append("<p><b>Internal inconsistencies of the review:</b></p><ul>" + "".join(
+                    f"<li>{html.escape(r.issue)}: {html.escape(str(r.evidence))}</li>" for r in inc.itertuples())
+                    + "</ul>")
+    return "".join(parts)
+
+
 def build_index(dataset: str, extra_sections: list[tuple[str, str]] | None = None) -> Path:
     """Write ``outputs/<dataset>/report/index.html``.
 
@@ -133,7 +171,8 @@ def build_index(dataset: str, extra_sections: list[tuple[str, str]] | None = Non
         {"parameter": "roi_lookup", "value": config.roi_lookup},
     ])
     timing_df = pd.DataFrame([{"stage": k, "seconds": v} for k, v in sorted(timings.items())])
-    sections = "".join(f"<h2>{html.escape(t)}</h2>{body}" for t, body in (extra_sections or []))
+    all_sections = [("Overview", overview_section(config, paths)), *(extra_sections or [])]
+    sections = "".join(f"<h2>{html.escape(t)}</h2>{body}" for t, body in all_sections)
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
