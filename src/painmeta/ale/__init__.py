@@ -1,0 +1,54 @@
+"""Activation likelihood estimation: NiMARE wrapper and an independent engine.
+
+Modules
+-------
+kernel
+    Eickhoff 2009 sample-size kernel (FWHM, MA values), identical to NiMARE's.
+inhouse
+    Independent engine (numpy/scipy/numba): MA, ALE, analytic null,
+    sparse parallel Monte Carlo cluster null.
+nimare_engine
+    Typed wrapper around NiMARE's ``ALE`` / ``FWECorrector`` / diagnostics.
+crosscheck
+    Engine agreement table.
+models
+    Models from the processed tables; running them; notebook tables.
+results
+    :class:`ALEResult`, the engine-neutral result.
+cli
+    ``python -m painmeta ale``.
+
+Heavy imports (NiMARE, numba kernels) happen when a submodule is used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__all__ = [
+    "ALEModel",
+    "ALEResult",
+    "analyze",
+    "build_models",
+    "crosscheck",
+    "fwhm_from_sample_size",
+    "run_model",
+]
+
+_LAZY = {
+    "ALEModel": "painmeta.ale.models",
+    "analyze": "painmeta.ale.models",
+    "build_models": "painmeta.ale.models",
+    "run_model": "painmeta.ale.models",
+    "ALEResult": "painmeta.ale.results",
+    "fwhm_from_sample_size": "painmeta.ale.kernel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    if name == "crosscheck":
+        return import_module("painmeta.ale.crosscheck")
+    raise AttributeError(name)

@@ -1,0 +1,172 @@
+"""``python -m painmeta ale``: run ALE on Sleuth files or on a dataset's models.
+
+Sleuth mode (one model from GingerALE text files)::
+
+    python -m painmeta ale --sleuth a.txt [b.txt ...] --out DIR --n-iters 1000 \\
+        --seed 1 --engine nimare|inhouse [--voxel-thresh 0.001] [--cluster-alpha 0.05] [--n-cores 2]
+
+writes ``ale.nii.gz``, ``p.nii.gz``, ``z.nii.gz``, ``clusters.nii.gz``,
+``clusters.csv`` (significant clusters; header only when none survives),
+``clusters_all.csv``, ``null.csv`` (one row per iteration), ``summary.json``
+and contribution tables when clusters survive.
+
+Dataset mode (every configured model of ``data/processed/<dataset>``)::
+
+    python -m painmeta ale --dataset cipn --out DIR [--engine ...] [--crosscheck] [--n-iters N]
+
+writes one folder per model plus ``models.csv`` (and ``crosscheck.csv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from painmeta.errors import InputError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
+
+
+def register_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``ale`` sub-command to the top-level parser."""
+    p = subparsers.add_parser(
+        "ale",
+        help="activation likelihood estimation (NiMARE or in-house engine)",
+        description=(
+            "ALE with sample-size kernels (Eickhoff 2009), non-additive MA (Turkeltaub 2012), "
+            "MNI152 2 mm mask, cluster-forming p < voxel-thresh and Monte Carlo cluster-level FWE."
+        ),
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--sleuth", nargs="+", metavar="FILE", help="GingerALE Sleuth text file(s), one model")
+    src.add_argument("--dataset", metavar="NAME", help="run every configured model of a processed dataset")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--n-iters", type=_positive_int, default=None,
+                   help="Monte Carlo iterations (required with --sleuth; overrides the config with --dataset)")
+    p.add_argument("--seed", type=int, default=None, help="Monte Carlo seed (default 0, or the dataset config's)")
+    p.add_argument("--engine", choices=("nimare", "inhouse"), default="nimare")
+    p.add_argument("--voxel-thresh", type=_probability, default=None, help="cluster-forming p (default 0.001)")
+    p.add_argument("--cluster-alpha", type=_probability, default=None, help="cluster-level FWE alpha (default 0.05)")
+    p.add_argument("--n-cores", type=_positive_int, default=None, help="cores for the Monte Carlo (default 2)")
+    p.add_argument("--name", default=None, help="model name in outputs (Sleuth mode; default: first file's stem)")
+    p.add_argument("--no-contributions", action="store_true", help="skip jackknife / focus-count tables")
+    p.add_argument("--crosscheck", action="store_true", help="dataset mode: run both engines and compare")
+    p.add_argument("--progress", action="store_true", help="progress bar (in-house engine)")
+    p.set_defaults(func=run_cli)
+    return p
+
+
+def _mask_check(foci_xyz: np.ndarray) -> int:
+    """Number of foci whose voxel lies outside the MNI152 2 mm brain mask."""
+    from painmeta.ale.inhouse import load_mask
+
+    geom = load_mask()
+    ijk = geom.mm2vox(foci_xyz)
+    inside = np.all((ijk >= 0) & (ijk < np.array(geom.shape)), axis=1)
+    ok = np.zeros(len(ijk), dtype=bool)
+    ok[inside] = geom.data[tuple(ijk[inside].T)]
+    return int((~ok).sum())
+
+
+def run_sleuth(args: argparse.Namespace) -> int:
+    """Sleuth mode: read files, run one model, write outputs."""
+    from painmeta.ale.models import run_model, ALEModel
+    from painmeta.sleuth import read_sleuth
+
+    if args.n_iters is None:
+        raise InputError("--n-iters is required with --sleuth (e.g. --n-iters 1000)")
+    data = read_sleuth(args.sleuth)
+    notes = []
+    if data.space != "MNI":
+        notes.append("Talairach foci converted to MNI (inverse Lancaster icbm_other transform)")
+        data = data.to_mni()
+    if data.n_experiments < 2:
+        raise InputError(
+            f"{', '.join(map(str, data.files))}: {data.n_experiments} experiment; ALE needs at least 2 "
+            "(it measures convergence across experiments). Fix: add experiments."
+        )
+    outside = _mask_check(data.foci[["x", "y", "z"]].to_numpy(float))
+    if outside:
+        notes.append(f"{outside} focus/foci outside the MNI152 2 mm brain mask (kept; their kernels reach the brain)")
+    name = args.name or Path(args.sleuth[0]).stem
+    model = ALEModel(
+        name=name, description=f"Sleuth: {', '.join(map(str, args.sleuth))}",
+        experiment_ids=sorted(data.sample_sizes), foci=data.foci, sample_sizes=data.sample_sizes,
+        n_iters=args.n_iters, warnings=notes,
+    )
+    result = run_model(
+        model, engine=args.engine, seed=0 if args.seed is None else args.seed,
+        voxel_thresh=args.voxel_thresh or 0.001, cluster_alpha=args.cluster_alpha or 0.05,
+        n_cores=args.n_cores or 2, contributions=not args.no_contributions, progress=args.progress,
+    )
+    result.save(args.out)
+    _print_summary(result.summary(), args.out)
+    return 0
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    """Dataset mode: every configured model, one folder each, plus tables."""
+    from painmeta.ale.models import analyze, load_dataset
+
+    overrides: dict[str, Any] = {"ale": {}}
+    for key, value in (("seed", args.seed), ("voxel_thresh", args.voxel_thresh),
+                       ("cluster_alpha", args.cluster_alpha), ("n_cores", args.n_cores)):
+        if value is not None:
+            overrides["ale"][key] = value
+    config, exps, foci = load_dataset(args.dataset, overrides if overrides["ale"] else None)
+    analysis = analyze(exps, foci, config.ale, engine=args.engine, crosscheck=args.crosscheck,
+                       n_iters=args.n_iters, contributions=not args.no_contributions, progress=args.progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for engine, results in analysis.results.items():
+        for name, res in results.items():
+            folder = out / name if engine == args.engine else out / name / f"engine-{engine}"
+            res.save(folder)
+    analysis.summary.to_csv(out / "models.csv", index=False)
+    analysis.clusters.to_csv(out / "clusters.csv", index=False)
+    if args.crosscheck:
+        analysis.crosscheck.to_csv(out / "crosscheck.csv", index=False)
+    for _, row in analysis.summary.iterrows():
+        status = row["status"] if row["status"] != "skipped" else f"skipped: {row['reason']}"
+        print(f"{row['model']}: {status}")
+    if args.crosscheck and not analysis.crosscheck["passed"].all():
+        print("cross-check FAILED; see crosscheck.csv", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_summary(summary: dict[str, Any], out: str) -> None:
+    keys = ("engine", "n_experiments", "n_foci", "n_subjects", "ale_max", "p_min", "cluster_forming_ale",
+            "cluster_size_threshold_mm3", "n_clusters_significant", "run_time_s")
+    print(json.dumps({k: summary[k] for k in keys}, indent=1))
+    print(f"outputs in {out}")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Entry point set as ``func`` on the ``ale`` parser."""
+    if args.sleuth:
+        return run_sleuth(args)
+    return run_dataset(args)
