@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
+from painmeta.browser_check import check_report
 from painmeta.notebooks import run_stage
 from painmeta.paths import dataset_paths
 from painmeta.report import build_index
@@ -35,6 +37,10 @@ def test_all_stages_execute_and_render(dataset):
         _assert_self_contained(Path(result["html"]))
     index = build_index(dataset)
     _assert_self_contained_index(index, dataset)
+    if shutil.which("chromium"):
+        # A real browser, offline: no console error, every image loads, every local link resolves.
+        reports = check_report(dataset)
+        assert reports and all(r.ok for r in reports), [r for r in reports if not r.ok]
 
 
 def _assert_self_contained_index(index: Path, dataset: str) -> None:

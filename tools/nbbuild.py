@@ -25,6 +25,9 @@ def params(text: str):
 
 
 def write_notebook(path: str, cells: list, title: str) -> None:
+    # Stable cell ids keep rebuilt notebooks byte-identical (nbformat draws random ids).
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i:02d}"
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "painmeta", "display_name": "Python (painmeta)", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}

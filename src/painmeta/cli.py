@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "painmeta.quality",
     "painmeta.audit",
     "painmeta.report",
+    "painmeta.browser_check",
 )
 
 
