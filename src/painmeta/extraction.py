@@ -23,7 +23,6 @@ Command line: ``python -m painmeta validate data/raw/<dataset>`` and
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ import pandas as pd
 from painmeta import coords
 from painmeta.config import DatasetConfig, load_config
 from painmeta.errors import InputError
-from painmeta.paths import DatasetPaths
+from painmeta.paths import DatasetPaths, write_tables
 from painmeta.schemas import BOOL_TRUE, SCHEMAS, Problem, run_schema
 
 TABLES = ("studies", "experiments", "foci", "findings")
@@ -530,22 +529,11 @@ def write_outputs(ext: Extraction, config: DatasetConfig, paths: DatasetPaths) -
         What was written.
     """
     out = paths.processed
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-
-    def save(df: pd.DataFrame, name: str) -> None:
-        path = out / name
-        df.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-        written[name] = path
-
-    save(ext.studies, "studies.csv")
-    save(ext.experiments, "experiments.csv")
-    save(ext.foci, "foci_mni.csv")
-    save(ext.findings, "findings.csv")
-    save(ext.exclusions, "exclusions.csv")
-    save(ext.qa_lookup, "qa_lookup.csv")
-    save(ext.qa_flags, "qa_flags.csv")
-    save(ext.accounting(), "accounting.csv")
+    written = write_tables(out, {
+        "studies.csv": ext.studies, "experiments.csv": ext.experiments, "foci_mni.csv": ext.foci,
+        "findings.csv": ext.findings, "exclusions.csv": ext.exclusions, "qa_lookup.csv": ext.qa_lookup,
+        "qa_flags.csv": ext.qa_flags, "accounting.csv": ext.accounting(),
+    })
 
     nimare_path = out / "nimare_dataset.json"
     nimare_path.write_text(json.dumps(to_nimare_dict(ext.foci, ext.experiments), indent=1, sort_keys=True))

@@ -97,3 +97,29 @@ def dataset_paths(dataset: str | Path, root: Path | str | None = None) -> Datase
         processed=work / "data" / "processed" / name,
         outputs=work / "outputs" / name,
     )
+
+
+def write_tables(folder: Path, tables: dict) -> dict[str, Path]:
+    """Write DataFrames as CSV (no index, '\\n' line ends) into ``folder``.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        Created if needed.
+    tables : dict of str to pandas.DataFrame
+        File name -> table.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        File name -> path written.
+    """
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, df in tables.items():
+        path = folder / name
+        df.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        written[name] = path
+    return written

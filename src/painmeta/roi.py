@@ -49,7 +49,6 @@ rows whose cell includes that direction (``both`` counts in each) over the same 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import re
 import textwrap
@@ -62,7 +61,7 @@ import pandas as pd
 
 from painmeta.config import DatasetConfig
 from painmeta.errors import InputError
-from painmeta.paths import DatasetPaths, dataset_paths, project_root
+from painmeta.paths import DatasetPaths, dataset_paths, project_root, write_tables
 from painmeta.schemas import Problem
 
 # --------------------------------------------------------------------------- vocabulary
@@ -1386,24 +1385,15 @@ def write_outputs(result: ROIResult, config: DatasetConfig, paths: DatasetPaths,
 
     from painmeta.plotting import save_figure
 
-    out = paths.processed
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-
-    def save(df: pd.DataFrame, name: str) -> None:
-        path = out / name
-        df.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-        written[name] = path
-
-    save(result.findings, "roi_findings.csv")
-    save(result.cells, "roi_cells.csv")
-    save(result.experiment.table, "roi_matrix_experiment.csv")
-    save(result.study.table, "roi_matrix_study.csv")
-    save(result.counts, "roi_counts.csv")
-    save(result.not_assessable, "roi_not_assessable.csv")
-    save(result.disagreements, "roi_atlas_disagreements.csv")
+    tables = {
+        "roi_findings.csv": result.findings, "roi_cells.csv": result.cells,
+        "roi_matrix_experiment.csv": result.experiment.table, "roi_matrix_study.csv": result.study.table,
+        "roi_counts.csv": result.counts, "roi_not_assessable.csv": result.not_assessable,
+        "roi_atlas_disagreements.csv": result.disagreements,
+    }
     if implied is not None and not implied.empty:
-        save(compare_with_review(result, implied), "roi_review_comparison.csv")
+        tables["roi_review_comparison.csv"] = compare_with_review(result, implied)
+    written = write_tables(paths.processed, tables)
     if figures:
         stage = paths.stage("roi")
         for matrix, stem in ((result.experiment, "roi_matrix_experiment"), (result.study, "roi_matrix_study")):
