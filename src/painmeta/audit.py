@@ -100,7 +100,7 @@ def load_reported(path: Path | str) -> list[dict[str, Any]]:
 
 
 def _decimals(value: float) -> int:
-    """Decimals a number was printed with (0.30 -> 2 when written '0.30' in YAML is lost: use 2 minimum)."""
+    """Decimals in a number's shortest repr (YAML drops trailing zeros, so callers use at least 2)."""
     exp = Decimal(repr(value)).as_tuple().exponent
     return max(-int(exp), 0) if isinstance(exp, int) else 0
 
@@ -333,6 +333,14 @@ def _audit_item(item: dict, ctx: AuditContext) -> dict[str, Any]:  # noqa: C901 
     raise InputError(f"reported.yaml item '{iid}': unknown kind {kind}")  # pragma: no cover (validated)
 
 
+def _het_value(res: Any, item_id: str) -> float | None:
+    """I2 (%), tau or Wald-Q p of a metaprop result, by reported.yaml id."""
+    if res is None:
+        return None
+    het = res.heterogeneity
+    return {"het_i2": het.I2, "het_tau": het.tau, "het_p": het.p}[item_id]
+
+
 def _audit_pooled(item: dict, ctx: AuditContext) -> dict[str, Any]:
     value = item["value"]
     level = item.get("level", "study")
@@ -353,9 +361,7 @@ def _audit_pooled(item: dict, ctx: AuditContext) -> dict[str, Any]:
     # 1) From the public data.
     if item["kind"] == "heterogeneity":
         res = la.overall if la else None
-        het = res.heterogeneity if res is not None else None
-        got = {"het_i2": het.I2 if het else None, "het_tau": het.tau if het else None,
-               "het_p": het.p if het else None}[item["id"]]
+        got = _het_value(res, item["id"])
         decimals = 4 if item["id"] == "het_p" else 1
     else:
         if la is None or la.overall is None:
@@ -381,25 +387,19 @@ def _audit_pooled(item: dict, ctx: AuditContext) -> dict[str, Any]:
             from painmeta.proportions import metaprop
 
             variant = study_variant_counts(ctx)
-            imp = metaprop(variant[0], variant[1]) if variant else None
-            het = imp.heterogeneity if imp else None
-            eng = {"het_i2": het.I2 if het else None, "het_tau": het.tau if het else None,
-                   "het_p": het.p if het else None}[item["id"]]
+            eng = _het_value(metaprop(variant[0], variant[1]) if variant else None, item["id"])
         else:
-            imp_row = ctx.implied[(ctx.implied["level"] == level) & (ctx.implied["subgroup"] == subgroup)
-                                  & (ctx.implied["network"] == (network or "all"))]
             if network is None and subgroup == "overall":
                 imp = _implied_result(ctx, level, "overall")
                 eng = imp.random.proportion if imp else None
             elif network is not None:
-                imp = _implied_result(ctx, level, "overall")
-                row = pick(imp, network) if imp else None
-                if row is None and imp is not None:
-                    row = next((r for r in imp.rows if r.label == network), None)
+                row = pick(_implied_result(ctx, level, "overall"), network)
                 eng = row.proportion if row else None
             else:
-                # Direction-specific totals are known, not their split over networks: pool them as
-                # one homogeneous row set is impossible, so report the implied total proportion.
+                # Only the direction-specific totals are implied, not their split over networks,
+                # so the engine cannot re-pool them: compare the implied total proportion.
+                imp_row = ctx.implied[(ctx.implied["level"] == level) & (ctx.implied["subgroup"] == subgroup)
+                                      & (ctx.implied["network"] == "all")]
                 eng = (float(imp_row["events"].iloc[0]) / float(imp_row["n"].iloc[0])) if len(imp_row) else None
         if eng is not None:
             ok = same_at_precision(value, eng, decimals)

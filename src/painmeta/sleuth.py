@@ -44,8 +44,6 @@ _REFERENCE = re.compile(r"^//\s*Reference\s*=\s*(\S+)\s*$", re.IGNORECASE)
 _SUBJECTS = re.compile(r"^//\s*Subjects\s*=\s*(.*?)\s*$", re.IGNORECASE)
 _SPACES = {"mni": "MNI", "talairach": "Talairach", "tal": "Talairach"}
 
-#: Lancaster et al. 2007 ``tal2icbm_other`` (BrainMap): MNI -> Talairach for
-#: data normalised with "other" software; its inverse maps Talairach to MNI.
 # GingerALE's Talairach files are converted with the pooled Lancaster (2007)
 # transform; the implementation lives in painmeta.coords (one place for all).
 ICBM_OTHER = ICBM2TAL["tal2icbm_other"]
