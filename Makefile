@@ -22,8 +22,8 @@ export PAINMETA_ROOT := $(CURDIR)
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-# Stage notebooks present in notebooks/ (NN_name.ipynb), in order.
-STAGES := $(basename $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))))
+# Stage notebooks present in notebooks/ (Jupytext py:percent sources NN_name.py), in order.
+STAGES := $(basename $(notdir $(sort $(wildcard notebooks/[0-9][0-9]_*.py))))
 STAGE_HTML := $(addprefix $(REPORT)/,$(addsuffix .html,$(STAGES)))
 
 ##@ Main
@@ -55,11 +55,11 @@ report: $(STAMP) ## Write outputs/<dataset>/report/index.html linking the render
 
 # Stage 0 depends on the raw tables; later stages depend on stage 0 and, through
 # the alphabetical order of STAGES, on the stage before them.
-$(REPORT)/00_extraction.html: notebooks/00_extraction.ipynb $(RAW) $(SRC) $(STAMP)
+$(REPORT)/00_extraction.html: notebooks/00_extraction.py $(RAW) $(SRC) $(STAMP)
 	$(PY) -m painmeta run-stage 00_extraction --dataset $(DATASET)
 
 define stage_rule
-$(REPORT)/$(1).html: notebooks/$(1).ipynb $(REPORT)/$(2).html $(SRC) $(STAMP)
+$(REPORT)/$(1).html: notebooks/$(1).py $(REPORT)/$(2).html $(SRC) $(STAMP)
 	$(PY) -m painmeta run-stage $(1) --dataset $(DATASET)
 endef
 $(foreach i,$(shell seq 2 $(words $(STAGES))),$(eval $(call stage_rule,$(word $(i),$(STAGES)),$(word $(shell expr $(i) - 1),$(STAGES)))))
@@ -86,8 +86,12 @@ lock: ## Re-resolve env/requirements.in into env/requirements.lock (needs PyPI)
 	rm -rf .venv-lock
 
 .PHONY: lab
-lab: $(STAMP) ## Open JupyterLab on the project (kernel 'Python (painmeta)')
+lab: $(STAMP) ## Open JupyterLab on the project (kernel 'Python (painmeta)'); notebooks/*.py open as notebooks
 	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR)
+
+.PHONY: notebooks
+notebooks: $(STAMP) ## Write paired notebooks/*.ipynb from the py:percent sources (git ignores the .ipynb)
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
 
 ##@ Checks
 .PHONY: validate

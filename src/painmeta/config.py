@@ -97,12 +97,29 @@ class Labels(_Strict):
     controls: str = "controls"
 
 
+#: What a dataset is for; the report's wording and key findings depend on it.
+ROLES = ("review", "positive_control", "published", "database", "other")
+
+
 class DatasetConfig(_Strict):
-    """Validated content of ``dataset.yaml``."""
+    """Validated content of ``dataset.yaml``.
+
+    The prose the report shows about a dataset comes from here, never from
+    code: ``title`` and ``description`` (one paragraph), ``question`` (what the
+    meta-analysis asks), ``overview`` (Markdown: what the data are and where
+    they come from) and ``missing`` (Markdown: what is missing or assumed and
+    what that prevents). ``role`` says what the dataset is for (a review
+    being rebuilt, a positive control expected to converge, a published
+    analysis to reproduce, a coordinate database, anything else).
+    """
 
     name: str
     title: str
     description: str = ""
+    question: str = ""
+    overview: str = ""
+    missing: str = ""
+    role: Literal[ROLES] = "other"  # type: ignore[valid-type]
     source: Literal["tables", "nimare_json"] = "tables"
     nimare_json: str | None = None
     labels: Labels = Field(default_factory=Labels)

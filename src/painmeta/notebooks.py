@@ -1,8 +1,13 @@
 """Execute stage notebooks with Papermill and render them to self-contained HTML.
 
-The Makefile calls ``python -m painmeta run-stage NN_name --dataset D``; tests
-call :func:`run_stage` directly. The executed notebook goes to
-``outputs/<dataset>/notebooks/`` and its HTML to ``outputs/<dataset>/report/``.
+Stage notebooks are Jupytext ``py:percent`` files, ``notebooks/NN_name.py``:
+that text file is what people edit (in JupyterLab, where Jupytext opens it as
+a notebook and pairs it with an ``.ipynb`` that git ignores, or in any
+editor). :func:`load_stage_notebook` turns it into a notebook object for
+Papermill. The Makefile calls ``python -m painmeta run-stage NN_name
+--dataset D``; tests call :func:`run_stage` directly. The executed notebook
+goes to ``outputs/<dataset>/notebooks/`` and its HTML to
+``outputs/<dataset>/report/``.
 """
 
 from __future__ import annotations
@@ -83,9 +88,47 @@ def render_html(executed: Path, html: Path, caption: str = "") -> Path:
     return html
 
 
+def stage_source(stage: str, root: Path | None = None) -> Path:
+    """Path of a stage's notebook source, ``notebooks/<stage>.py``."""
+    return (root or project_root()) / "notebooks" / f"{stage}.py"
+
+
+def list_stages(root: Path | None = None) -> list[str]:
+    """Stage names (``NN_name``) present in ``notebooks/``, in order."""
+    folder = (root or project_root()) / "notebooks"
+    return sorted(p.stem for p in folder.glob("[0-9][0-9]_*.py"))
+
+
+def load_stage_notebook(source: Path):
+    """Read a Jupytext ``py:percent`` stage source as a notebook ready for Papermill.
+
+    Cells get stable ids (``cell-NN``) so that executed notebooks, and the
+    pages rendered from them, do not change between runs of the same input.
+
+    Parameters
+    ----------
+    source : pathlib.Path
+        ``notebooks/NN_name.py``.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+    """
+    import jupytext
+
+    nb = jupytext.read(source, fmt="py:percent")
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:02d}"
+    nb.metadata.setdefault("kernelspec", {"name": KERNEL_NAME, "display_name": "Python (painmeta)",
+                                          "language": "python"})
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    nb.metadata.pop("jupytext", None)
+    return nb
+
+
 def run_stage(stage: str, dataset: str = "cipn", parameters: dict | None = None,
               render: bool = True, kernel: str | None = KERNEL_NAME) -> dict[str, Path | float]:
-    """Execute ``notebooks/<stage>.ipynb`` for a dataset and render it.
+    """Execute ``notebooks/<stage>.py`` for a dataset and render it.
 
     Parameters
     ----------
@@ -109,16 +152,16 @@ def run_stage(stage: str, dataset: str = "cipn", parameters: dict | None = None,
     import papermill as pm
 
     root = project_root()
-    source = root / "notebooks" / f"{stage}.ipynb"
+    source = stage_source(stage, root)
     if not source.is_file():
-        raise InputError(f"{source}: no such stage notebook")
+        raise InputError(f"{source}: no such stage notebook (stages: {', '.join(list_stages(root))})")
     paths = dataset_paths(dataset, root=root)
     out_nb = paths.outputs / "notebooks" / f"{stage}.ipynb"
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     params = {"dataset": dataset, **(parameters or {})}
     start = time.perf_counter()
     pm.execute_notebook(
-        str(source), str(out_nb), parameters=params, kernel_name=kernel,
+        load_stage_notebook(source), str(out_nb), parameters=params, kernel_name=kernel,
         cwd=str(root), progress_bar=False, log_output=False,
     )
     seconds = time.perf_counter() - start

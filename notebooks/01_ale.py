@@ -1,23 +1,34 @@
-"""Write notebooks/01_ale.ipynb."""
-from nbbuild import code, md, params, write_notebook
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python (painmeta)
+#     language: python
+#     name: painmeta
+# ---
 
-cells = [
-    md("""
-# Stage 1 · Activation likelihood estimation (ALE)
+# %% [markdown]
+# # Stage 1 · Activation likelihood estimation (ALE)
+#
+# Coordinate-based meta-analysis as the review configured it: sample-size-dependent Gaussian kernels (Eickhoff 2009),
+# Turkeltaub's non-additive modelled activation, the MNI152 2 mm mask (228,483 voxels), cluster-forming p < 0.001 and
+# cluster-level FWE p < 0.05 from a seeded Monte Carlo null. The primary engine is NiMARE (`painmeta.ale.nimare_engine`);
+# every model is re-run by our independent in-house engine (`painmeta.ale.inhouse`) and the two are compared
+# (`painmeta.ale.crosscheck`). Models with too few experiments are skipped with the reason.
 
-Coordinate-based meta-analysis as the review configured it: sample-size-dependent Gaussian kernels (Eickhoff 2009),
-Turkeltaub's non-additive modelled activation, the MNI152 2 mm mask (228,483 voxels), cluster-forming p < 0.001 and
-cluster-level FWE p < 0.05 from a seeded Monte Carlo null. The primary engine is NiMARE (`painmeta.ale.nimare_engine`);
-every model is re-run by our independent in-house engine (`painmeta.ale.inhouse`) and the two are compared
-(`painmeta.ale.crosscheck`). Models with too few experiments are skipped with the reason.
-"""),
-    params("""
+# %% tags=["parameters"]
 dataset = "cipn"
 config_overrides = {}
 quick = False          # tests: few Monte Carlo iterations
 engine = "nimare"      # primary engine; the other one cross-checks
-"""),
-    code("""
+
+# %%
 import json
 
 import pandas as pd
@@ -36,17 +47,23 @@ analysis = models.analyze(ext.experiments, ext.foci, config.ale, engine=engine, 
                           n_iters=50 if quick else None, progress=not quick)
 display(Markdown(f"Monte Carlo iterations: {'50 (quick run)' if quick else 'per model, from dataset.yaml'}; "
                  f"seed {config.ale.seed}."))
-"""),
-    md("## Models\nEvery model in `dataset.yaml`, whether it ran, and why not."),
-    code("""
+
+# %% [markdown]
+# ## Models
+# Every model in `dataset.yaml`, whether it ran, and why not.
+
+# %%
 display(analysis.summary)
 for m in analysis.models:
     if len(getattr(m, "excluded", [])):
         display(Markdown(f"**{m.name}**: experiments not entering the model"))
         display(m.excluded)
-"""),
-    md("## What the kernel alone determines\nFWHM and the peak value of one isolated focus for each sample size entering ALE."),
-    code("""
+
+# %% [markdown]
+# ## What the kernel alone determines
+# FWHM and the peak value of one isolated focus for each sample size entering ALE.
+
+# %%
 n_ale = ext.experiments.loc[ext.experiments["study_id"].isin(
     ext.studies.loc[ext.studies["syntheses"].str.contains("ale", na=False), "study_id"]), "n_ale"].dropna().astype(int)
 kernels = figures.kernel_table(n_ale.tolist() or [20])
@@ -64,10 +81,12 @@ if reported_file.is_file():
     if mx and 20 in n20.index:
         lines.append(f"- Review's maximum ALE {mx}; an isolated n = 20 focus peaks at {n20.loc[20, 'peak_ma']:.4f}: "
                      "no two experiments overlapped anywhere.")
-    display(Markdown("\\n".join(lines)))
-"""),
-    md("## What is public"),
-    code("""
+    display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## What is public
+
+# %%
 in_ale = ext.experiments[ext.experiments["in_ale"]]
 public_foci = int(ext.foci["experiment_id"].isin(in_ale["experiment_id"]).sum())
 lines = [f"- {len(in_ale)} experiment(s) from {in_ale['study_id'].nunique()} stud(ies) have public coordinates "
@@ -84,10 +103,13 @@ if len(no_coords):
 lines.append("- Reproduced here: the kernel values above, and every model that has enough public experiments. "
              "Not reproducible: any statistic that depends on the unpublished foci (minimum p, cluster-size "
              "threshold, ALE range of the review's models).")
-display(Markdown("\\n".join(lines)))
-"""),
-    md("## Clusters\nClusters surviving cluster-level FWE correction (an empty table is a result: no cluster survived)."),
-    code("""
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## Clusters
+# Clusters surviving cluster-level FWE correction (an empty table is a result: no cluster survived).
+
+# %%
 ran = [m.name for m in analysis.models if not m.skipped]
 if not ran:
     display(Markdown("No model ran (see the table above), so there is no cluster to report."))
@@ -98,9 +120,12 @@ for name in ran:
                      f"{res.cluster_size_threshold} voxels"))
     display(cl if len(cl) else Markdown("No cluster survived cluster-level FWE correction."))
     res.save(out / name)
-"""),
-    md("## Maps\nCoronal slices across the review's range (y = −102 to +88 mm) with the foci on their nearest slice, and a glass brain."),
-    code("""
+
+# %% [markdown]
+# ## Maps
+# Coronal slices across the review's range (y = −102 to +88 mm) with the foci on their nearest slice, and a glass brain.
+
+# %%
 foci_in = ext.foci[ext.foci["experiment_id"].isin(in_ale["experiment_id"])]
 colour_by = "experiment_id" if foci_in["experiment_id"].nunique() <= 8 else "study_id"
 if ran:
@@ -118,14 +143,14 @@ if img is not None or len(foci_in):
     publish(figures.coronal_montage(img, foci_in, title=label, colour_by=colour_by), out / "ale_coronal_montage")
 if img is not None:
     publish(figures.glass_brain(img, foci_in, title=label), out / "ale_glass_brain")
-"""),
-    md("""
-## Cross-check: NiMARE vs the in-house engine
-Same foci, same random foci draws: ALE maps must agree within 1e-6 (float32 sums), p-maps and clusters identically,
-every Monte Carlo iteration identically. Independent random streams: a two-sample KS test that does not reject and
-95th percentiles within sampling error. Each row states its tolerance and why.
-"""),
-    code("""
+
+# %% [markdown]
+# ## Cross-check: NiMARE vs the in-house engine
+# Same foci, same random foci draws: ALE maps must agree within 1e-6 (float32 sums), p-maps and clusters identically,
+# every Monte Carlo iteration identically. Independent random streams: a two-sample KS test that does not reject and
+# 95th percentiles within sampling error. Each row states its tolerance and why.
+
+# %%
 if len(analysis.crosscheck):
     cc = analysis.crosscheck
     display(Markdown(f"**{int(cc['passed'].sum())} of {len(cc)} checks passed.**"))
@@ -134,23 +159,25 @@ if len(analysis.crosscheck):
 else:
     display(Markdown("No model ran, so nothing to cross-check here; the engines are cross-checked on synthetic data "
                      "and on the `nidm_pain` positive control in the test suite."))
-"""),
-    md("## Monte Carlo null distributions"),
-    code("""
+
+# %% [markdown]
+# ## Monte Carlo null distributions
+
+# %%
 if len(analysis.nulls):
     publish(figures.null_distributions(analysis.nulls, alpha=config.ale.cluster_alpha), out / "ale_null_distributions")
     analysis.nulls.to_csv(out / "null.csv", index=False)
 else:
     display(Markdown("No null distribution: no model ran."))
-"""),
-    md("## Contribution analysis\nFor each significant cluster: jackknife (cluster ALE without each experiment) and focus counts."),
-    code("""
+
+# %% [markdown]
+# ## Contribution analysis
+# For each significant cluster: jackknife (cluster ALE without each experiment) and focus counts.
+
+# %%
 if len(analysis.contributions):
     display(analysis.contributions.pivot_table(index=["model", "kind", "experiment_id"], columns="cluster_id",
                                                values="value").round(4))
 else:
     display(Markdown("No significant cluster, so no contribution analysis."))
 analysis.summary.to_csv(out / "models.csv", index=False)
-"""),
-]
-write_notebook("notebooks/01_ale.ipynb", cells, "Stage 1: ALE")

@@ -1,21 +1,32 @@
-"""Write notebooks/04_quality.ipynb."""
-from nbbuild import code, md, params, write_notebook
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python (painmeta)
+#     language: python
+#     name: painmeta
+# ---
 
-cells = [
-    md("""
-# Stage 4 · Risk of bias (ROBINS-I) and PRISMA 2020 flow
+# %% [markdown]
+# # Stage 4 · Risk of bias (ROBINS-I) and PRISMA 2020 flow
+#
+# ROBINS-I judgements from `data/raw/<dataset>/robins_i.csv`, drawn in robvis's conventions (domain names,
+# colours, symbols; colour-blind palette alongside), with **not extracted** as its own grey level for judgements
+# the review made but did not publish. The PRISMA 2020 flow comes from `prisma.yaml`; unknown counts are shown as
+# unknown and the arithmetic is checked (flagged, never corrected). Logic: `painmeta.quality`, `painmeta.prisma`.
 
-ROBINS-I judgements from `data/raw/<dataset>/robins_i.csv`, drawn in robvis's conventions (domain names,
-colours, symbols; colour-blind palette alongside), with **not extracted** as its own grey level for judgements
-the review made but did not publish. The PRISMA 2020 flow comes from `prisma.yaml`; unknown counts are shown as
-unknown and the arithmetic is checked (flagged, never corrected). Logic: `painmeta.quality`, `painmeta.prisma`.
-"""),
-    params("""
+# %% tags=["parameters"]
 dataset = "cipn"
 config_overrides = {}
 quick = False
-"""),
-    code("""
+
+# %%
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -30,9 +41,11 @@ config, paths = load_config(dataset, config_overrides or None)
 out = paths.stage("quality")
 rob_file = paths.raw / "robins_i.csv"
 prisma_file = paths.raw / "prisma.yaml"
-"""),
-    md("## ROBINS-I"),
-    code("""
+
+# %% [markdown]
+# ## ROBINS-I
+
+# %%
 if rob_file.is_file():
     rob = quality.load_robins_i(rob_file)
     display(quality.wide_table(rob))
@@ -43,9 +56,11 @@ if rob_file.is_file():
 else:
     rob = None
     display(Markdown(f"No `robins_i.csv` for dataset `{dataset}`: risk of bias was not assessed for it."))
-"""),
-    md("Summary bars: share of studies per judgement and domain, unweighted and weighted by the number of patients."),
-    code("""
+
+# %% [markdown]
+# Summary bars: share of studies per judgement and domain, unweighted and weighted by the number of patients.
+
+# %%
 if rob is not None:
     display(quality.summary_table(rob))
     publish(quality.summary_plot(rob, title="ROBINS-I summary (unweighted)"), out / "robins_summary")
@@ -57,9 +72,11 @@ if rob is not None:
     weights = weights.reindex(sorted(set(rob["study_id"]))).fillna(0.0)
     publish(quality.summary_plot(rob, weighted=True, weights=weights, weight_label="patients",
                                      title="ROBINS-I summary (weighted by patients)"), out / "robins_summary_weighted")
-"""),
-    md("## PRISMA 2020 flow"),
-    code("""
+
+# %% [markdown]
+# ## PRISMA 2020 flow
+
+# %%
 if prisma_file.is_file():
     flow = prisma.load_prisma(prisma_file)
     checks = prisma.check_arithmetic(flow)
@@ -68,10 +85,7 @@ if prisma_file.is_file():
     publish(fig, out / "prisma_flow")
     flagged = checks[checks["status"] == "flag"]
     if len(flagged):
-        display(Markdown("**Arithmetic flags** (shown, not corrected):\\n\\n" +
-                         "\\n".join(f"- {r.description}: {r.relation}" for r in flagged.itertuples())))
+        display(Markdown("**Arithmetic flags** (shown, not corrected):\n\n" +
+                         "\n".join(f"- {r.description}: {r.relation}" for r in flagged.itertuples())))
 else:
     display(Markdown(f"No `prisma.yaml` for dataset `{dataset}`: it is not a systematic-review dataset."))
-"""),
-]
-write_notebook("notebooks/04_quality.ipynb", cells, "Stage 4: risk of bias and PRISMA")

@@ -1,23 +1,34 @@
-"""Write notebooks/03_proportions.ipynb."""
-from nbbuild import code, md, params, write_notebook
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python (painmeta)
+#     language: python
+#     name: painmeta
+# ---
 
-cells = [
-    md("""
-# Stage 3 · Proportion meta-analysis of ROI involvement
+# %% [markdown]
+# # Stage 3 · Proportion meta-analysis of ROI involvement
+#
+# For each network, events = entries of the ROI matrix (experiments, or studies) implicating it and n = all entries.
+# Pooling follows R's `meta::metaprop` defaults, as the review did: Clopper–Pearson 95% CI per network; a random-intercept
+# logistic GLMM fitted by maximum likelihood (7-point adaptive Gauss–Hermite quadrature) with a Wald CI on the logit scale;
+# the common-effect logistic estimate; heterogeneity by the Wald-type Q (df = k − 1) with I² and τ², and the
+# likelihood-ratio Q. Directional subgroups count events of one direction over the same n, with the test for subgroup
+# differences. The engine (`painmeta.proportions`) is checked against R's metafor to 1e-4 (`tests/reference/`).
 
-For each network, events = entries of the ROI matrix (experiments, or studies) implicating it and n = all entries.
-Pooling follows R's `meta::metaprop` defaults, as the review did: Clopper–Pearson 95% CI per network; a random-intercept
-logistic GLMM fitted by maximum likelihood (7-point adaptive Gauss–Hermite quadrature) with a Wald CI on the logit scale;
-the common-effect logistic estimate; heterogeneity by the Wald-type Q (df = k − 1) with I² and τ², and the
-likelihood-ratio Q. Directional subgroups count events of one direction over the same n, with the test for subgroup
-differences. The engine (`painmeta.proportions`) is checked against R's metafor to 1e-4 (`tests/reference/`).
-"""),
-    params("""
+# %% tags=["parameters"]
 dataset = "cipn"
 config_overrides = {}
 quick = False
-"""),
-    code("""
+
+# %%
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -33,17 +44,27 @@ labels = {code: config.direction_label(code) for code in config.proportions.subg
 written = proportions.write_tables(analyses, paths.processed, labels)
 out = paths.stage("proportions")
 colours = {labels[c]: DIRECTION_COLOURS[c] for c in labels}
-"""),
-    md("## Counts entering the pooling\nFrom the ROI matrices of stage 2 (every count traces back to findings there)."),
-    code("display(roi.counts_wide(result.counts) if hasattr(roi, 'counts_wide') else result.counts)"),
-    md("## Pooled estimates"),
-    code("""
+
+# %% [markdown]
+# ## Counts entering the pooling
+# From the ROI matrices of stage 2 (every count traces back to findings there).
+
+# %%
+display(roi.counts_wide(result.counts) if hasattr(roi, 'counts_wide') else result.counts)
+
+# %% [markdown]
+# ## Pooled estimates
+
+# %%
 summary = pd.concat([a.summary(labels) if a.overall is not None else
                      pd.DataFrame([{"level": a.level, "note": a.skipped}]) for a in analyses.values()])
 display(summary.round(4))
-"""),
-    md("## Forest plots\nOne per level: all networks (overall), then the directional subgroups with the test for subgroup differences."),
-    code("""
+
+# %% [markdown]
+# ## Forest plots
+# One per level: all networks (overall), then the directional subgroups with the test for subgroup differences.
+
+# %%
 for level, la in analyses.items():
     if la.overall is None:
         display(Markdown(f"**{level} level:** not pooled: {la.skipped}."))
@@ -59,20 +80,22 @@ for level, la in analyses.items():
         fig = forest.forest_plot(renamed, title=f"{config.name}: {level} level by direction", label_header="Network",
                                  group_colours=colours)
         publish(fig, out / f"forest_{level}_direction")
-"""),
-    md("## Per-network rows"),
-    code("""
+
+# %% [markdown]
+# ## Per-network rows
+
+# %%
 for level, la in analyses.items():
     if la.overall is not None:
         display(Markdown(f"**{level} level**"))
         display(la.overall.to_frame().round(4))
-"""),
-    md("""
-## The engine on the counts the review's numbers imply
-Where the review's inputs are known (the counts its reported proportions and intervals imply, `review_implied_counts.csv`),
-the same engine must reproduce its statistics. This separates *engine* agreement from *data* agreement.
-"""),
-    code("""
+
+# %% [markdown]
+# ## The engine on the counts the review's numbers imply
+# Where the review's inputs are known (the counts its reported proportions and intervals imply, `review_implied_counts.csv`),
+# the same engine must reproduce its statistics. This separates *engine* agreement from *data* agreement.
+
+# %%
 implied_file = paths.raw / "review_implied_counts.csv"
 if implied_file.is_file():
     implied = roi.implied_review_counts(dataset)
@@ -88,6 +111,3 @@ if implied_file.is_file():
     display(Markdown("The study-level and audit comparisons against every reported number are in stage 5 (audit)."))
 else:
     display(Markdown(f"Dataset `{dataset}` has no review-implied counts: nothing to compare with."))
-"""),
-]
-write_notebook("notebooks/03_proportions.ipynb", cells, "Stage 3: proportion meta-analysis")
