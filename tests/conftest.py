@@ -19,7 +19,22 @@ def _isolated_work(tmp_path, monkeypatch):
     """Point PAINMETA_WORK at a per-test temporary folder."""
     monkeypatch.setenv("PAINMETA_ROOT", str(ROOT))
     monkeypatch.setenv("PAINMETA_WORK", str(tmp_path / "work"))
+    monkeypatch.delenv("PAINMETA_RAW", raising=False)  # datasets come from data/raw unless a test says so
     yield
+
+
+@pytest.fixture
+def use_raw(monkeypatch):
+    """Return a function that makes a folder the home of raw datasets (``PAINMETA_RAW``).
+
+    Datasets are names, never paths: a test that needs a fixture dataset points
+    the project at the folder holding it and then uses the folder's name.
+    """
+    def _use(folder: Path) -> Path:
+        monkeypatch.setenv("PAINMETA_RAW", str(folder))
+        return Path(folder)
+
+    return _use
 
 
 @pytest.fixture

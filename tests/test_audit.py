@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -62,8 +63,9 @@ def test_inconsistencies_are_computed(cipn):
 
 
 def _mini_with_reported(tmp_path: Path, fixtures: Path, items: list[dict]) -> Path:
-    folder = tmp_path / "mini"
+    folder = tmp_path / "valid_mini"  # a dataset is a name: its folder's name is its name
     shutil.copytree(fixtures / "valid_mini", folder)
+    os.environ["PAINMETA_RAW"] = str(tmp_path)  # conftest restores it after the test
     (folder / "reported.yaml").write_text(yaml.safe_dump({"items": items}, sort_keys=False))
     return folder
 
@@ -76,7 +78,7 @@ def test_statuses_on_fixture(tmp_path, fixtures):
         {"id": "ale_min_p", "what": "p", "value": [1e-5, 2e-5], "where": "x", "kind": "ale_inputs_needed"},
         {"id": "studies_meta", "what": "meta", "value": 3, "where": "x", "kind": "studies"},
     ])
-    t = audit.audit(audit.build_context(str(folder))).set_index("id")
+    t = audit.audit(audit.build_context(folder.name)).set_index("id")
     assert t.loc["studies_included", "status"] == audit.MATCH
     assert t.loc["population", "status"] == audit.MISMATCH
     assert t.loc["ale_mask_voxels", "status"] == audit.MATCH

@@ -25,9 +25,9 @@ def test_corpus_is_complete():
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_broken_table_is_reported_with_location(case):
-    folder = BROKEN / case
-    problems = extraction.validate(folder)
+def test_broken_table_is_reported_with_location(case, use_raw):
+    folder = use_raw(BROKEN) / case
+    problems = extraction.validate(case)
     assert problems, f"{case}: defect not detected"
     report = extraction.format_problems(problems)
     for expected in json.loads((folder / "expected.json").read_text()):
@@ -37,24 +37,27 @@ def test_broken_table_is_reported_with_location(case):
 
 
 @pytest.mark.parametrize("case", ["non_numeric_coordinate", "latin1_encoding", "several_problems"])
-def test_cli_validate_exits_nonzero_without_traceback(case):
-    proc = subprocess.run([sys.executable, "-m", "painmeta", "validate", str(BROKEN / case)],
+def test_cli_validate_exits_nonzero_without_traceback(case, use_raw):
+    use_raw(BROKEN)
+    proc = subprocess.run([sys.executable, "-m", "painmeta", "validate", "--dataset", case],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "problem" in proc.stderr and "line" in proc.stderr
 
 
-def test_cli_validate_ok(fixtures):
-    proc = subprocess.run([sys.executable, "-m", "painmeta", "validate", str(fixtures / "valid_mini")],
+def test_cli_validate_ok(fixtures, use_raw):
+    use_raw(fixtures)
+    proc = subprocess.run([sys.executable, "-m", "painmeta", "validate", "--dataset", "valid_mini"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "all tables valid" in proc.stdout
+    assert "all files valid" in proc.stdout
 
 
-def test_extract_raises_with_all_problems():
+def test_extract_raises_with_all_problems(use_raw):
+    use_raw(BROKEN)
     with pytest.raises(InputError) as info:
-        extraction.extract(BROKEN / "several_problems")
+        extraction.extract("several_problems")
     assert len(info.value.problems) == 3
 
 
@@ -69,8 +72,9 @@ def test_shipped_datasets_validate_and_account_for_every_row(dataset):
     assert ext.findings["source"].notna().all() if len(ext.findings) else True
 
 
-def test_exclusions_cascade_with_reasons(fixtures):
-    ext, _, _ = extraction.extract(fixtures / "valid_mini")
+def test_exclusions_cascade_with_reasons(fixtures, use_raw):
+    use_raw(fixtures)
+    ext, _, _ = extraction.extract("valid_mini")
     excl = ext.exclusions.set_index(["table", "id"])
     assert ("experiments", "A_lt") in excl.index
     assert ("foci", "A3") in excl.index and ("findings", "fA2") in excl.index
@@ -78,10 +82,11 @@ def test_exclusions_cascade_with_reasons(fixtures):
     assert "A3" not in set(ext.foci["focus_id"])
 
 
-def test_talairach_converted_per_study_transform(fixtures):
+def test_talairach_converted_per_study_transform(fixtures, use_raw):
+    use_raw(fixtures)
     from painmeta.coords import tal2mni
 
-    ext, _, _ = extraction.extract(fixtures / "valid_mini")
+    ext, _, _ = extraction.extract("valid_mini")
     b1 = ext.foci.set_index("focus_id").loc["B1"]
     assert b1["space_reported"] == "TAL" and b1["space"] == "MNI"
     assert "tal2icbm_spm" in b1["transform"]
@@ -111,10 +116,11 @@ def test_cipn_public_facts():
     assert studies.loc["Boland2014", "cancer_type"] == "multiple myeloma"
 
 
-def test_write_outputs_and_nimare_roundtrip(fixtures):
+def test_write_outputs_and_nimare_roundtrip(fixtures, use_raw):
+    use_raw(fixtures)
     from nimare.dataset import Dataset
 
-    ext, config, paths = extraction.extract(fixtures / "valid_mini")
+    ext, config, paths = extraction.extract("valid_mini")
     written = extraction.write_outputs(ext, config, paths)
     for name in ("studies.csv", "experiments.csv", "foci_mni.csv", "findings.csv", "exclusions.csv",
                  "qa_flags.csv", "nimare_dataset.json"):

@@ -50,7 +50,7 @@ def test_broken_yaml_reports_line_key_and_fix():
         load_prisma(FIXTURES / "prisma_broken.yaml")
     msg = str(exc.value)
     assert "5 problems found" in msg
-    assert "line 5: key 'identification.databases.DatabaseA' repeats line 4" in msg
+    assert "line 5, key 'identification.databases.DatabaseA': duplicate key: already given on line 4" in msg
     assert "line 7, key 'databases_and_registers.records_screened'" in msg and "or null" in msg
     assert "line 8, key 'databases_and_registers.records_excluded'" in msg and "negative" in msg
     assert "line 9, key 'databases_and_registers.records_screend'" in msg and "spelling" in msg

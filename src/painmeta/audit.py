@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from painmeta.errors import InputError
 
@@ -67,11 +66,10 @@ def load_reported(path: Path | str) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: not found; the audit needs the review's reported numbers")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from exc
-    items = data.get("items")
+    from painmeta.yamlio import load_yaml  # bounded: no aliases, duplicate keys, bad bytes
+
+    data = load_yaml(path).data or {}
+    items = data.get("items") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise InputError(f"{path}: needs a non-empty list under 'items'")
     problems, seen = [], set()
@@ -527,6 +525,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add the ``audit`` command."""
-    p = sub.add_parser("audit", help="compare the review's reported numbers with recomputed ones")
-    p.add_argument("dataset", nargs="?", default="cipn")
+    from painmeta.cli import add_dataset_argument
+
+    p = sub.add_parser("audit", help="compare the review's reported numbers with recomputed ones",
+                       description="Compare every number in data/raw/<dataset>/reported.yaml with the value "
+                                   "recomputed from the data; write audit.csv to data/processed/<dataset>/.")
+    add_dataset_argument(p, legacy_positional=True)
     p.set_defaults(func=_cmd_audit)

@@ -220,6 +220,10 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add the ``check-report`` command."""
-    p = sub.add_parser("check-report", help="open every report page in headless Chromium and check it")
-    p.add_argument("--dataset", default="cipn")
+    from painmeta.cli import add_dataset_argument
+
+    p = sub.add_parser("check-report", help="open every report page in headless Chromium and check it",
+                       description="Open outputs/<dataset>/report/*.html offline in headless Chromium; fail on "
+                                   "console errors, broken images or dead local links.")
+    add_dataset_argument(p)
     p.set_defaults(func=_cmd)

@@ -9,14 +9,17 @@ result, so a typo in an override fails as loudly as a typo in the file.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+import re
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from painmeta.errors import InputError
-from painmeta.paths import DatasetPaths, dataset_paths
+from painmeta.paths import DATASET_NAME_PATTERN, DatasetPaths, dataset_paths, project_root
+from painmeta.schemas import CONTRAST_TYPES, Problem
+from painmeta.schemas import DIRECTIONS as TABLE_DIRECTIONS
+from painmeta.yamlio import load_yaml, validation_problems
 
 #: Direction codes used in every table. Display labels come from the config.
 DIRECTIONS = (
@@ -27,6 +30,14 @@ DIRECTIONS = (
     "mixed",
     "unknown",
 )
+
+
+#: Seeds feed numpy's generators: whole numbers 0 .. 2**32 - 1.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+#: A name that becomes part of file names (model names): no path characters.
+SafeName = Annotated[str, Field(pattern=DATASET_NAME_PATTERN)]
+ContrastType = Literal[CONTRAST_TYPES]  # type: ignore[valid-type]
+Direction = Literal[TABLE_DIRECTIONS]  # type: ignore[valid-type]
 
 
 class _Strict(BaseModel):
@@ -43,9 +54,9 @@ class Network(_Strict):
 class ALEModelConfig(_Strict):
     """One ALE model: which experiments enter and how many Monte Carlo iterations."""
 
-    contrast_types: list[str] = Field(default_factory=lambda: ["between_group"])
-    directions: list[str] | None = None  # None = any direction
-    n_iters: int = Field(default=1000, ge=1)
+    contrast_types: list[ContrastType] = Field(default_factory=lambda: ["between_group"], min_length=1)
+    directions: list[Direction] | None = None  # None = any direction
+    n_iters: int = Field(default=1000, ge=1, le=1_000_000)
     description: str = ""
 
 
@@ -55,18 +66,18 @@ class ALEConfig(_Strict):
     kernel: Literal["sample_size"] = "sample_size"
     voxel_thresh: float = Field(default=0.001, gt=0, lt=1)
     cluster_alpha: float = Field(default=0.05, gt=0, lt=1)
-    min_experiments: int = Field(default=2, ge=1)
-    recommended_experiments: int = Field(default=17, ge=1)
-    seed: int = 0
+    min_experiments: int = Field(default=2, ge=1, le=100_000)
+    recommended_experiments: int = Field(default=17, ge=1, le=100_000)
+    seed: Seed = 0
     include_unverified: bool = True
-    n_cores: int = Field(default=2, ge=1)
-    models: dict[str, ALEModelConfig] = Field(default_factory=dict)
+    n_cores: int = Field(default=2, ge=1, le=1024)
+    models: dict[SafeName, ALEModelConfig] = Field(default_factory=dict)
 
 
 class ROIConfig(_Strict):
     """ROI synthesis rules (ANALYSIS.md section 3)."""
 
-    contrast_types: list[str] = Field(
+    contrast_types: list[ContrastType] = Field(
         default_factory=lambda: ["between_group", "correlation", "within_group"])
     # How a finding's direction is coded in the matrices: between-group directions are
     # kept; associations with symptom severity are read as "higher/lower with more
@@ -113,7 +124,7 @@ class DatasetConfig(_Strict):
     analysis to reproduce, a coordinate database, anything else).
     """
 
-    name: str
+    name: SafeName
     title: str
     description: str = ""
     question: str = ""
@@ -128,8 +139,29 @@ class DatasetConfig(_Strict):
     ale: ALEConfig = Field(default_factory=ALEConfig)
     roi: ROIConfig = Field(default_factory=ROIConfig)
     proportions: ProportionsConfig = Field(default_factory=ProportionsConfig)
-    seed: int = 0
+    seed: Seed = 0
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("roi_lookup")
+    @classmethod
+    def _relative_lookup(cls, value: str | None) -> str | None:
+        # The lookup is read from the project: a path that leaves it (absolute,
+        # '..', a drive) could make a dataset read any file on the machine.
+        if value is None:
+            return value
+        pure = PurePosixPath(value.replace("\\", "/"))
+        if pure.is_absolute() or ".." in pure.parts or re.match(r"^[A-Za-z]:", value) or not pure.parts:
+            raise ValueError("must be a path relative to the project root that stays inside it "
+                             "(e.g. data/lookups/region_network_v1.csv)")
+        return value
+
+    @field_validator("nimare_json")
+    @classmethod
+    def _plain_resource(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.json", value):
+            raise ValueError("must be the file name of a JSON file in NiMARE's resources folder "
+                             "(e.g. nidm_pain_dset.json), not a path")
+        return value
 
     @field_validator("networks")
     @classmethod
@@ -137,6 +169,8 @@ class DatasetConfig(_Strict):
         keys = [n.key for n in value]
         if len(set(keys)) != len(keys):
             raise ValueError(f"network keys must be unique, got {keys}")
+        if not value:
+            raise ValueError("list at least one network")
         return value
 
     @property
@@ -172,8 +206,27 @@ def _deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, A
     return out
 
 
+#: How to fix the commonest pydantic errors, by error type.
+_HINTS = {
+    "extra_forbidden": "unknown key; check its spelling against docs/TABLES.md (dataset.yaml keys)",
+    "missing": "this key is required",
+    "int_type": "write a whole number",
+    "int_parsing": "write a whole number",
+    "int_from_float": "write a whole number",
+    "float_parsing": "write a number",
+    "bool_parsing": "write true or false",
+    "literal_error": "not an allowed value",
+    "string_pattern_mismatch": "use letters, digits, '_' and '-' only (it becomes part of file names)",
+    "greater_than_equal": "too small",
+    "less_than_equal": "too large",
+    "dict_type": "write a mapping (key: value lines)",
+    "list_type": "write a list ([a, b] or '- a' lines)",
+    "model_type": "write a mapping of the keys listed in docs/TABLES.md",
+}
+
+
 def load_config(
-    dataset: str | Path,
+    dataset: str,
     overrides: dict[str, Any] | None = None,
     root: Path | str | None = None,
 ) -> tuple[DatasetConfig, DatasetPaths]:
@@ -181,11 +234,13 @@ def load_config(
 
     Parameters
     ----------
-    dataset : str or path-like
-        Dataset name (``"cipn"``) or path to its raw folder.
+    dataset : str
+        Dataset name (``"cipn"``); never a path (see
+        :func:`painmeta.paths.check_dataset_name`).
     overrides : dict, optional
         Nested values that replace those of the file (e.g. from Papermill:
-        ``{"ale": {"seed": 7}}``).
+        ``{"ale": {"seed": 7}}``). Validated like the file; an error in them
+        is reported as an override error.
     root : path-like, optional
         Project root.
 
@@ -197,28 +252,56 @@ def load_config(
     Raises
     ------
     InputError
-        If the file is missing or does not validate; the message names the
-        file and each offending key.
+        If the name is invalid, the file is missing, unreadable (bounded YAML
+        reader: see :mod:`painmeta.yamlio`) or does not validate, or ``name``
+        differs from the folder name; the message names the file, the line
+        and each offending key, and its ``problems`` list them.
     """
     paths = dataset_paths(dataset, root=root)
     cfg_file = paths.raw / "dataset.yaml"
+    if not paths.raw.is_dir():
+        raise InputError(
+            f"{paths.raw}: no dataset named {paths.name!r} (no such folder). Create one with "
+            f"'python -m painmeta new-dataset {paths.name}' or check the name.")
     if not cfg_file.is_file():
         raise InputError(
             f"{cfg_file}: dataset config not found. Each dataset needs "
-            "data/raw/<dataset>/dataset.yaml (copy data/raw/cipn/dataset.yaml as a start)."
-        )
-    try:
-        raw = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{cfg_file}: not valid YAML ({exc}).") from exc
+            f"data/raw/<dataset>/dataset.yaml ('python -m painmeta new-dataset NAME' writes a commented one).")
+    doc = load_yaml(cfg_file)
+    raw = doc.data if doc.data is not None else {}
+    if not isinstance(raw, dict):
+        _raise([Problem(str(cfg_file), 1, None, "", "the file must be a mapping of keys (name: ..., title: ...)")])
+    if overrides is not None and not isinstance(overrides, dict):
+        _raise([Problem("config_overrides", None, None, str(overrides)[:80],
+                        "config_overrides must be a mapping such as {\"ale\": {\"seed\": 7}}")])
     if overrides:
         raw = _deep_update(raw, overrides)
     try:
         config = DatasetConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = [
-            f"{cfg_file}: key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise InputError("\n".join(lines)) from exc
+        _raise(validation_problems(doc, exc, _HINTS, overrides=overrides or None))
+    problems = []
+    if config.name != paths.name:
+        where = "config_overrides" if overrides and "name" in overrides else str(cfg_file)
+        problems.append(Problem(where, doc.line_of(("name",)) if where == str(cfg_file) else None, "name",
+                                config.name, f"must equal the dataset's folder name {paths.name!r}; "
+                                             "rename the folder or change 'name'", label="key"))
+    if config.roi_lookup:
+        base = Path(root).resolve() if root else project_root()
+        target = (base / config.roi_lookup).resolve()
+        if not target.is_relative_to(base):
+            problems.append(Problem(str(cfg_file), doc.line_of(("roi_lookup",)), "roi_lookup", config.roi_lookup,
+                                    "the lookup must stay inside the project (a link points outside it)",
+                                    label="key"))
+        elif not target.is_file():
+            problems.append(Problem(str(cfg_file), doc.line_of(("roi_lookup",)), "roi_lookup", config.roi_lookup,
+                                    "file not found; give a path relative to the project root, e.g. "
+                                    "data/lookups/region_network_v1.csv", label="key"))
+    _raise(problems)
     return config, paths
+
+
+def _raise(problems: list[Problem]) -> None:
+    if problems:
+        head = f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in the dataset config:"
+        raise InputError("\n".join([head, *(f"  - {p}" for p in problems)]), problems)

@@ -16,14 +16,15 @@ to a NiMARE dataset that ships in a wheel. Processing:
 5. write tidy processed tables, Sleuth files per model and space, and a
    NiMARE dataset.
 
-Command line: ``python -m painmeta validate data/raw/<dataset>`` and
-``python -m painmeta extract <dataset>``.
+Command line: ``python -m painmeta validate --dataset NAME`` and
+``python -m painmeta extract --dataset NAME``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,66 +35,13 @@ from painmeta import coords
 from painmeta.config import DatasetConfig, load_config
 from painmeta.errors import InputError
 from painmeta.paths import DatasetPaths, write_tables
+from painmeta.csvio import read_table
 from painmeta.schemas import BOOL_TRUE, SCHEMAS, Problem, run_schema
 
 TABLES = ("studies", "experiments", "foci", "findings")
-_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def read_table(path: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
-    """Read a CSV table as text, checking encoding and delimiter first.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The CSV file.
-
-    Returns
-    -------
-    table : pandas.DataFrame or None
-        All columns as text, empty cells as NA; None when the file cannot be
-        read at all.
-    problems : list of Problem
-        File-level problems (missing, empty, not UTF-8, wrong delimiter).
-    """
-    name = str(path)
-    if not path.is_file():
-        return None, [Problem(name, None, None, "", "file not found; create it (see docs/TABLES.md for the columns)")]
-    raw = path.read_bytes()
-    if not raw.strip():
-        return None, [Problem(name, None, None, "", "file is empty; it needs at least a header row")]
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return None, [
-            Problem(name, line, None, "",
-                    f"file is not UTF-8 (byte {raw[exc.start]:#x}); re-save it as 'CSV UTF-8' in your spreadsheet program")
-        ]
-    header = text.splitlines()[0]
-    if "," not in header:
-        used = next((label for d, label in _DELIMITERS.items() if d in header), None)
-        hint = f"it looks {used}-separated" if used else "the header has no commas"
-        return None, [Problem(name, 1, None, "", f"{hint}; save the table as comma-separated values (CSV)")]
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
-    except pd.errors.ParserError as exc:
-        return None, [Problem(name, None, None, "", f"not a well-formed CSV ({exc}); check quoting of cells with commas")]
-    problems: list[Problem] = []
-    # A row with more cells than the header shows up as an unnamed column.
-    extra = [c for c in df.columns if str(c).startswith("Unnamed")]
-    for col in extra:
-        for idx in df.index[df[col].notna()]:
-            problems.append(Problem(name, int(idx) + 2, None, "",
-                                    "row has more cells than the header; quote cells that contain commas"))
-    df = df.drop(columns=extra)
-    df.columns = [str(c).strip() for c in df.columns]
-    for col in df.columns:
-        df[col] = df[col].str.strip().replace("", pd.NA)
-    return df.reset_index(drop=True), problems
 
 
 def _truthy(series: pd.Series) -> pd.Series:
@@ -205,6 +153,7 @@ def load_raw(folder: Path | str, require: tuple[str, ...] = TABLES) -> RawTables
     """
     folder = Path(folder)
     raw = RawTables(folder=folder)
+    # Raw tables are indexed by line - 2 (see painmeta.csvio.read_table).
     for table in require:
         df, problems = read_table(folder / f"{table}.csv")
         raw.problems.extend(problems)
@@ -216,28 +165,182 @@ def load_raw(folder: Path | str, require: tuple[str, ...] = TABLES) -> RawTables
     return raw
 
 
-def validate(folder: Path | str) -> list[Problem]:
-    """Validate a raw dataset folder; return every problem (empty = valid).
+#: Files a dataset folder may hold besides the four core tables (all optional).
+OPTIONAL_FILES = ("robins_i.csv", "prisma.yaml", "reported.yaml", "review_implied_counts.csv")
+#: Not read by any stage, but expected in a dataset folder (no note about them).
+_QUIET = {"dataset.yaml", "sleuth", "README.md", "README.txt", "LICENSE", "LICENSE.txt", "SOURCE.md", "NOTES.md"}
+
+
+def _problems_of(exc: InputError, file: Path) -> list[Problem | str]:
+    """The problems an InputError carries (its message lines when it has none)."""
+    if exc.problems:
+        return list(exc.problems)
+    lines = [ln.strip().removeprefix("- ") for ln in str(exc).splitlines()]
+    lines = [ln for ln in lines if ln and not re.match(r"^\d+ problems? (found|in )", ln)]
+    return [ln if str(file) in ln else f"{file}: {ln}" for ln in lines] or [f"{file}: {exc}"]
+
+
+def _model_filter_problems(config: DatasetConfig, experiments: pd.DataFrame, cfg_file: Path,
+                           cfg_lines: dict) -> list[Problem]:
+    """A model filter value that no experiment has would silently select nothing."""
+    problems = []
+    if experiments is None or not {"contrast_type", "direction"} <= set(experiments.columns):
+        return problems
+    if "include" in experiments:  # excluded experiments never enter a model
+        experiments = experiments[_truthy(experiments["include"])]
+    have_types = set(experiments["contrast_type"].dropna())
+    for name, model in config.ale.models.items():
+        for key, values, column, have in (
+                ("contrast_types", model.contrast_types, "contrast_type", have_types),
+                ("directions", model.directions or [], "direction", None)):
+            if have is None:  # directions: among the model's contrast types
+                have = set(experiments.loc[experiments["contrast_type"].isin(model.contrast_types),
+                                           "direction"].dropna())
+            for value in values:
+                if value not in have:
+                    loc = ("ale", "models", name, key)
+                    among = f" among its contrast types {model.contrast_types}" if key == "directions" else ""
+                    problems.append(Problem(
+                        str(cfg_file), cfg_lines.get(loc) or cfg_lines.get(loc[:3]), ".".join(loc), value,
+                        f"no included experiment in experiments.csv has {column} {value!r}{among} (present: "
+                        f"{', '.join(sorted(have)) or 'none'}); fix the filter or the table", label="key"))
+    known = set(experiments["experiment_id"].dropna()) if "experiment_id" in experiments else set()
+    for i, eid in enumerate(config.roi.exclude_experiments):
+        if eid not in known:
+            loc = ("roi", "exclude_experiments", i)
+            problems.append(Problem(str(cfg_file), cfg_lines.get(loc), "roi.exclude_experiments", eid,
+                                    "no such experiment_id in experiments.csv; correct the id", label="key"))
+    return problems
+
+
+def _implied_problems(path: Path, config: DatasetConfig | None) -> list[Problem]:
+    df, problems = read_table(path)
+    if df is None:
+        return problems
+    problems += run_schema("review_implied_counts", df, path)
+    if problems:
+        return problems
+    nets = set(config.network_keys) | {"all"} if config is not None else None
+    for idx, row in df.iterrows():
+        if nets is not None and row["network"] not in nets:
+            problems.append(Problem(str(path), int(idx) + 2, "network", row["network"],
+                                    f"unknown network; use one of {', '.join(sorted(nets))} (dataset.yaml networks)"))
+        if int(row["events"]) > int(row["n"]):
+            problems.append(Problem(str(path), int(idx) + 2, "events", row["events"],
+                                    f"events cannot exceed n ({row['n']})"))
+    return problems
+
+
+def validate(dataset: str) -> list[Problem | str]:
+    """Validate every file of a dataset; return every problem (empty = valid).
+
+    Checks ``dataset.yaml`` (bounded YAML, schema, name = folder, lookup path
+    inside the project, model filters that match experiments), the four
+    core tables and their cross-references, and the optional files when
+    present: ``robins_i.csv`` (levels, domains, evidence, studies known in
+    studies.csv), ``prisma.yaml``, ``reported.yaml`` and
+    ``review_implied_counts.csv``, plus the ROI lookup the config names.
 
     Parameters
     ----------
-    folder : path-like
-        ``data/raw/<dataset>``.
+    dataset : str
+        Dataset name (``data/raw/<dataset>``).
 
     Returns
     -------
-    list of Problem
+    list of Problem or str
+        One entry per problem, each naming file, line and column or key.
     """
-    folder = Path(folder)
+    from painmeta.paths import dataset_paths
+
+    try:
+        paths = dataset_paths(dataset)
+    except InputError as exc:
+        return [str(exc)]
+    folder = paths.raw
+    if not folder.is_dir():
+        return [f"{folder}: no dataset named {dataset!r} (no such folder); create one with "
+                f"'python -m painmeta new-dataset {dataset}'"]
     cfg_file = folder / "dataset.yaml"
-    if cfg_file.is_file():
+    problems: list[Problem | str] = []
+    config: DatasetConfig | None = None
+    try:
+        config, _ = load_config(dataset)
+    except InputError as exc:
+        problems += _problems_of(exc, cfg_file)
+    tables: dict[str, pd.DataFrame] = {}
+    if config is not None and config.source == "nimare_json":
+        from nimare.utils import get_resource_path
+
+        resource = Path(get_resource_path()) / str(config.nimare_json)
+        if not config.nimare_json or not resource.is_file():
+            problems.append(Problem(str(cfg_file), None, "nimare_json", str(config.nimare_json or ""),
+                                    "source is nimare_json: name a JSON file that ships in nimare/resources",
+                                    label="key"))
+        else:
+            tables = tables_from_nimare(config.nimare_json)
+    else:
+        raw = load_raw(folder)
+        problems += raw.problems
+        tables = raw.tables
+    if config is not None:
+        from painmeta.yamlio import load_yaml
+
+        cfg_lines = load_yaml(cfg_file).lines
+        problems += _model_filter_problems(config, tables.get("experiments"), cfg_file, cfg_lines)
+        if config.roi_lookup:
+            from painmeta import roi
+
+            try:
+                roi.load_lookup(roi.lookup_path(config), config.network_keys)
+            except InputError as exc:
+                problems += _problems_of(exc, roi.lookup_path(config))
+    # Optional files: checked whenever present, with the same file/line/column messages.
+    rob = folder / "robins_i.csv"
+    if rob.is_file():
+        from painmeta import quality
+
         try:
-            config, _ = load_config(folder)
+            rob_df = quality.load_robins_i(rob)
+            studies = tables.get("studies")
+            if studies is not None and "study_id" in studies:
+                known = set(studies["study_id"].dropna())
+                for sid in dict.fromkeys(rob_df["study_id"]):
+                    if sid not in known:
+                        line = int(rob_df.index[rob_df["study_id"] == sid][0]) + 2
+                        problems.append(Problem(str(rob), line, "study_id", sid,
+                                                "unknown study: no row of studies.csv has it; use the study_id "
+                                                "from studies.csv"))
         except InputError as exc:
-            return [Problem(str(cfg_file), None, None, "", str(exc))]
-        if config.source == "nimare_json":
-            return []  # tables are generated from a shipped, already-validated dataset
-    return load_raw(folder).problems
+            problems += _problems_of(exc, rob)
+    if (folder / "prisma.yaml").is_file():
+        from painmeta import prisma
+
+        try:
+            prisma.load_prisma(folder / "prisma.yaml")
+        except InputError as exc:
+            problems += _problems_of(exc, folder / "prisma.yaml")
+    if (folder / "reported.yaml").is_file():
+        from painmeta import audit
+
+        try:
+            audit.load_reported(folder / "reported.yaml")
+        except InputError as exc:
+            problems += _problems_of(exc, folder / "reported.yaml")
+    implied = folder / "review_implied_counts.csv"
+    if implied.is_file():
+        problems += _implied_problems(implied, config)
+    return problems
+
+
+def unread_files(dataset: str) -> list[str]:
+    """Files in a dataset folder that no stage reads (typos such as ``robins.csv`` show up here)."""
+    from painmeta.paths import dataset_paths
+
+    folder = dataset_paths(dataset).raw
+    known = {f"{t}.csv" for t in TABLES} | set(OPTIONAL_FILES) | _QUIET
+    return sorted(p.name for p in folder.iterdir() if p.name not in known and not p.name.startswith(".")) \
+        if folder.is_dir() else []
 
 
 def format_problems(problems: list[Problem]) -> str:
@@ -389,9 +492,9 @@ def process(tables: dict[str, pd.DataFrame], config: DatasetConfig) -> Extractio
     for col in ("x", "y", "z", "stat_value"):
         foci[col] = pd.to_numeric(foci[col], errors="coerce").astype(float)
     foci["cluster_size"] = _to_int(foci["cluster_size"])
-    for df in (experiments, foci, findings):
-        df.insert(0, "raw_line", np.arange(len(df)) + 2)
-    studies.insert(0, "raw_line", np.arange(len(studies)) + 2)
+    # Raw tables are indexed by line - 2 (see read_table); built tables by position.
+    for df in (studies, experiments, foci, findings):
+        df.insert(0, "raw_line", np.asarray(df.index, dtype=int) + 2)
 
     # Excluded experiments take their foci and findings with them, logged.
     dropped = experiments[~experiments["include"]]
@@ -450,13 +553,13 @@ def process(tables: dict[str, pd.DataFrame], config: DatasetConfig) -> Extractio
     return Extraction(studies, experiments, foci, findings, exclusions, qa_lookup, qa_flags, raw_counts)
 
 
-def extract(dataset: str | Path, overrides: dict | None = None) -> tuple[Extraction, DatasetConfig, DatasetPaths]:
+def extract(dataset: str, overrides: dict | None = None) -> tuple[Extraction, DatasetConfig, DatasetPaths]:
     """Load, validate and process a dataset (no files written).
 
     Parameters
     ----------
-    dataset : str or path-like
-        Dataset name or raw folder.
+    dataset : str
+        Dataset name.
     overrides : dict, optional
         Config overrides.
 
@@ -596,10 +699,17 @@ def write_sleuth_exports(ext: Extraction, config: DatasetConfig, folder: Path) -
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    problems = validate(Path(args.folder))
+    problems = validate(args.dataset)
     if problems:
-        raise InputError(format_problems(problems))
-    print(f"{args.folder}: all tables valid")
+        raise InputError(format_problems(problems), problems)
+    from painmeta.paths import dataset_paths
+
+    folder = dataset_paths(args.dataset).raw
+    present = [f"{t}.csv" for t in TABLES if (folder / f"{t}.csv").is_file()]
+    present += [f for f in OPTIONAL_FILES if (folder / f).is_file()]
+    print(f"{args.dataset}: all files valid (dataset.yaml, {', '.join(present) or 'tables from nimare_json'})")
+    for name in unread_files(args.dataset):
+        print(f"note: {folder / name} is not read by any stage (a misspelt file name?)")
     return 0
 
 
@@ -617,11 +727,17 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add the ``validate`` and ``extract`` commands."""
-    p = sub.add_parser("validate", help="validate the tables of a raw dataset folder",
-                       description="Validate every table of data/raw/<dataset>; print every problem "
-                                   "with file, line and column; exit 2 when any is found.")
-    p.add_argument("folder", help="raw dataset folder, e.g. data/raw/cipn")
+    from painmeta.cli import add_dataset_argument
+
+    p = sub.add_parser("validate", help="check every file of a dataset (tables, YAML, optional files)",
+                       description="Validate every file of data/raw/<dataset>: dataset.yaml, the four tables, "
+                                   "and robins_i.csv, prisma.yaml, reported.yaml, review_implied_counts.csv when "
+                                   "present. Print every problem with file, line and column (or key); exit 2 "
+                                   "when any is found.")
+    add_dataset_argument(p, legacy_positional=True)
     p.set_defaults(func=_cmd_validate)
-    p = sub.add_parser("extract", help="process a dataset into data/processed/<dataset>/")
-    p.add_argument("dataset", help="dataset name (cipn, cancer_pain, nidm_pain) or raw folder")
+    p = sub.add_parser("extract", help="process a dataset into data/processed/<dataset>/",
+                       description="Validate and process a dataset's tables: exclusions, Talairach to MNI, "
+                                   "coordinate QA, processed tables, Sleuth files and a NiMARE dataset.")
+    add_dataset_argument(p, legacy_positional=True)
     p.set_defaults(func=_cmd_extract)

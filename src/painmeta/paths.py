@@ -10,8 +10,11 @@ runs) or by walking up from the working directory to the folder holding
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from painmeta.errors import InputError
 
 
 def project_root(start: Path | str | None = None) -> Path:
@@ -64,30 +67,81 @@ class DatasetPaths:
         return path
 
 
-def dataset_paths(dataset: str | Path, root: Path | str | None = None) -> DatasetPaths:
-    """Resolve the folders of a dataset given its name or its raw folder.
+#: What a dataset name may be: a name, never a path (it becomes folder names under
+#: data/raw, data/processed and outputs, and make targets).
+DATASET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+_DATASET_NAME = re.compile(DATASET_NAME_PATTERN)
+
+
+def check_dataset_name(name: object) -> str:
+    """Return ``name`` if it is a valid dataset name, else raise :class:`InputError`.
+
+    A dataset name starts with a letter or digit and holds letters, digits,
+    ``_`` and ``-`` only, at most 64 characters: it is a folder name under
+    ``data/raw/``, never a path.
 
     Parameters
     ----------
-    dataset : str or path-like
-        A dataset name (``"cipn"``) or a path to ``data/raw/<dataset>``.
+    name : object
+        The candidate (a ``Path`` is refused too: pass the name).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    InputError
+    """
+    text = name if isinstance(name, str) else None
+    if text is None or not _DATASET_NAME.fullmatch(text):
+        shown = repr(str(name))[:80]
+        hint = ""
+        if isinstance(name, (str, Path)) and ("/" in str(name) or "\\" in str(name)):
+            hint = (f" It looks like a path: give the folder's name instead (e.g. --dataset "
+                    f"{Path(str(name)).name or 'NAME'}); datasets live in data/raw/<name>/.")
+        raise InputError(
+            f"dataset name {shown} is not valid: a dataset name is 1-64 letters, digits, '_' or '-', "
+            f"starting with a letter or digit.{hint}")
+    return text
+
+
+def raw_root(root: Path | str | None = None) -> Path:
+    """Folder holding the raw dataset folders: ``$PAINMETA_RAW`` or ``<root>/data/raw``.
+
+    ``PAINMETA_RAW`` lets tests (and anyone keeping inputs elsewhere) point the
+    project at another folder of datasets without turning names into paths.
+    """
+    env = os.environ.get("PAINMETA_RAW")
+    if env:
+        return Path(env).resolve()
+    return (Path(root).resolve() if root else project_root()) / "data" / "raw"
+
+
+def dataset_paths(dataset: str, root: Path | str | None = None) -> DatasetPaths:
+    """Resolve the folders of a dataset given its name.
+
+    Parameters
+    ----------
+    dataset : str
+        A dataset name (``"cipn"``): its raw folder is ``data/raw/<dataset>``
+        (or ``$PAINMETA_RAW/<dataset>``). Paths are refused, so a name can
+        never make a stage read or write outside the project's folders.
     root : path-like, optional
         Project root; found automatically when omitted.
 
     Returns
     -------
     DatasetPaths
+
+    Raises
+    ------
+    InputError
+        If ``dataset`` is not a valid name (see :func:`check_dataset_name`).
     """
+    name = check_dataset_name(dataset)
     root = Path(root).resolve() if root else project_root()
-    candidate = Path(dataset)
-    if candidate.is_dir() and (candidate / "dataset.yaml").is_file():
-        raw = candidate.resolve()
-        name = raw.name
-        # A raw folder outside the project (a user's own tables) keeps its
-        # outputs beside the project's own, under its folder name.
-    else:
-        name = str(dataset)
-        raw = root / "data" / "raw" / name
+    raw = raw_root(root) / name
     # PAINMETA_WORK redirects everything a run writes (tests use a temporary
     # folder so that they never touch the user's data/processed or outputs).
     work = Path(os.environ["PAINMETA_WORK"]).resolve() if os.environ.get("PAINMETA_WORK") else root

@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-import yaml
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -165,28 +164,6 @@ class Prisma(_Strict):
 # --------------------------------------------------------------------------- loading
 
 
-def _key_lines(node: yaml.Node, path: tuple = (), out: dict | None = None,
-               dups: list | None = None) -> tuple[dict[tuple, int], list[tuple[tuple, int, int]]]:
-    """Map each key path to its 1-based line; collect duplicate keys (PyYAML keeps the last silently)."""
-    out = {} if out is None else out
-    dups = [] if dups is None else dups
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                dups.append((path + (key,), seen[key], line))
-            seen[key] = line
-            out[path + (key,)] = line
-            _key_lines(value_node, path + (key,), out, dups)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out[path + (i,)] = item.start_mark.line + 1
-            _key_lines(item, path + (i,), out, dups)
-    return out, dups
-
-
 _HINTS = {
     "int_type": "write a whole number, or null if the source does not report it",
     "int_from_float": "write a whole number, or null if the source does not report it",
@@ -218,27 +195,23 @@ def load_prisma(path: str | Path) -> Prisma:
     painmeta.errors.InputError
         Naming the file, line and key of every problem, and how to fix it.
     """
+    from painmeta.yamlio import load_yaml
+
     path = Path(path)
     if path.is_dir():
         path = path / "prisma.yaml"
     if not path.is_file():
         raise InputError(f"{path}: file not found; see painmeta.prisma for the schema")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); "
-                         "check indentation and colons") from exc
+    # The bounded reader refuses aliases (an alias bomb here once ate 4 GiB), duplicate
+    # keys, deep nesting and non-UTF-8 bytes, each with file and line.
+    doc = load_yaml(path, duplicates="collect")
+    data = doc.data
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise InputError(f"{path}, line 1: the file must be a mapping of sections (identification, ...)")
-    lines, dups = _key_lines(node) if node is not None else ({}, [])
-    problems = [f"{path}, line {second}: key '{'.'.join(map(str, p))}' repeats line {first}; "
-                "merge the two entries" for p, first, second in dups]
+    lines = doc.lines
+    problems: list[str] = [str(p) for p in doc.duplicates]
     try:
         prisma = Prisma.model_validate(data)
     except ValidationError as exc:

@@ -67,6 +67,9 @@ __all__ = [
 
 #: Columns of ``robins_i.csv``, in order. ``note`` may be empty; extra columns are kept.
 COLUMNS = ("study_id", "domain", "judgement", "source", "note")
+#: Optional column ``evidence``: ``verified`` (a per-study judgement the source
+#: gives) or ``inferred`` (taken from a review's blanket sentence about all studies).
+EVIDENCE = ("verified", "inferred")
 
 #: Domains in plotting order; ``overall`` is the overall judgement.
 DOMAINS = ("D1", "D2", "D3", "D4", "D5", "D6", "D7", "overall")
@@ -224,7 +227,17 @@ def validate_robins_i(df: pd.DataFrame, file: str | Path = "robins_i.csv") -> pd
     if out.empty:
         _raise([_format(file, None, None, "the table has no rows; add one row per study and domain")])
 
-    lines = np.arange(len(out)) + 2
+    # Tables from load_robins_i are indexed by line - 2 (blank lines skipped); others by position.
+    lines = np.asarray(df.index, dtype=int) + 2 if pd.api.types.is_integer_dtype(df.index) else np.arange(len(out)) + 2
+    if "evidence" in out.columns:
+        ev = out["evidence"].astype(object).where(out["evidence"].notna(), "").map(lambda v: str(v).strip().lower())
+        for i, value in enumerate(ev):
+            if value not in EVIDENCE:
+                problems.append(_format(file, int(lines[i]), "evidence",
+                                        "write verified (the source's own judgement of this study) or inferred "
+                                        "(taken from a blanket statement about all studies); or drop the column",
+                                        str(df.iloc[i]["evidence"]) if value else ""))
+        out["evidence"] = ev
     out["domain"] = out["domain"].map(_normalise_domain)
     out["judgement"] = out["judgement"].map(_normalise_judgement)
     first_seen: dict[tuple[str, str], int] = {}
@@ -289,18 +302,18 @@ def load_robins_i(path: str | Path) -> pd.DataFrame:
     painmeta.errors.InputError
         When the file is missing, unreadable or invalid.
     """
+    from painmeta.csvio import read_table
+
     path = Path(path)
     if path.is_dir():
         path = path / "robins_i.csv"
     if not path.is_file():
         raise InputError(f"{path}: file not found; create it with the header {','.join(COLUMNS)}")
-    try:
-        # Read as text: 'NA' or 'None' in a note must stay text, and judgements are codes.
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read as a UTF-8 CSV table ({exc}); "
-                         "check quoting and save as CSV UTF-8") from exc
-    df.columns = [str(c).strip() for c in df.columns]
+    # One CSV reader for every table (encoding, quoting, duplicate columns, line numbers).
+    # Cells stay text: 'NA' or 'None' in a note is text, and judgements are codes.
+    df, problems = read_table(path)
+    if problems or df is None:
+        _raise([str(p) for p in problems])
     return validate_robins_i(df, path)
 
 
@@ -688,7 +701,9 @@ def register_cli(subparsers) -> None:
     parser = subparsers.add_parser("quality", help="risk-of-bias figures and the PRISMA flow diagram",
                                    description="Draw ROBINS-I traffic-light and summary plots and the "
                                                "PRISMA 2020 flow diagram; write the PRISMA arithmetic checks.")
-    parser.add_argument("dataset", nargs="?", default="cipn", help="dataset name or raw folder (default: cipn)")
+    from painmeta.cli import add_dataset_argument
+
+    add_dataset_argument(parser, legacy_positional=True)
     parser.add_argument("--colour-blind", action="store_true", help="robvis's colour-blind palette")
 
     def _run(args) -> int:

@@ -216,6 +216,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add the ``report`` command."""
-    p = sub.add_parser("report", help="write outputs/<dataset>/report/index.html")
-    p.add_argument("--dataset", default="cipn")
+    from painmeta.cli import add_dataset_argument
+
+    p = sub.add_parser("report", help="write outputs/<dataset>/report/index.html",
+                       description="Write the report index linking every rendered stage page, with key figures "
+                                   "and a build-info table.")
+    add_dataset_argument(p)
     p.set_defaults(func=_cmd_report)

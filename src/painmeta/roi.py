@@ -1429,7 +1429,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                        description="Map every region-level finding to the five networks with the dataset's lookup, "
                                    "build the experiment- and study-level matrices, and write tables to "
                                    "data/processed/<dataset>/ and figures to outputs/<dataset>/roi/.")
-    p.add_argument("dataset", help="dataset name (cipn, cancer_pain, nidm_pain) or raw folder")
+    from painmeta.cli import add_dataset_argument
+
+    add_dataset_argument(p, legacy_positional=True)
     p.add_argument("--no-figures", action="store_true", help="write the tables only")
     p.set_defaults(func=_cmd_roi)
 

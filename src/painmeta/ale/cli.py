@@ -62,16 +62,23 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--sleuth", nargs="+", metavar="FILE", help="GingerALE Sleuth text file(s), one model")
-    src.add_argument("--dataset", metavar="NAME", help="run every configured model of a processed dataset")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    from painmeta.cli import dataset_name, output_dir, safe_name, seed_value
+
+    src.add_argument("--dataset", metavar="NAME", type=dataset_name,
+                     help="run every configured model of a processed dataset (a name under data/raw/)")
+    p.add_argument("--out", required=True, metavar="DIR", type=output_dir,
+                   help="output folder (created; must not be an existing file)")
     p.add_argument("--n-iters", type=_positive_int, default=None,
                    help="Monte Carlo iterations (required with --sleuth; overrides the config with --dataset)")
-    p.add_argument("--seed", type=int, default=None, help="Monte Carlo seed (default 0, or the dataset config's)")
-    p.add_argument("--engine", choices=("nimare", "inhouse"), default="nimare")
+    p.add_argument("--seed", type=seed_value, default=None,
+                   help="Monte Carlo seed, 0 .. 2**32-1 (default 0, or the dataset config's)")
+    p.add_argument("--engine", choices=("nimare", "inhouse"), default="nimare",
+                   help="primary ALE engine (default: nimare)")
     p.add_argument("--voxel-thresh", type=_probability, default=None, help="cluster-forming p (default 0.001)")
     p.add_argument("--cluster-alpha", type=_probability, default=None, help="cluster-level FWE alpha (default 0.05)")
     p.add_argument("--n-cores", type=_positive_int, default=None, help="cores for the Monte Carlo (default 2)")
-    p.add_argument("--name", default=None, help="model name in outputs (Sleuth mode; default: first file's stem)")
+    p.add_argument("--name", default=None, type=safe_name,
+                   help="model name in outputs (Sleuth mode; letters, digits, '_', '-'; default: first file's stem)")
     p.add_argument("--no-contributions", action="store_true", help="skip jackknife / focus-count tables")
     p.add_argument("--crosscheck", action="store_true", help="dataset mode: run both engines and compare")
     p.add_argument("--progress", action="store_true", help="progress bar (in-house engine)")
