@@ -25,6 +25,7 @@
 # Papermill parameters (the Makefile passes DATASET); everything else comes from data/raw/<dataset>/dataset.yaml
 dataset = "cipn"
 config_overrides = {}
+quick = False  # unused here (no Monte Carlo in this stage); accepted so that every stage takes the same parameters
 
 # %%
 import pandas as pd

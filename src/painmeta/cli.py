@@ -30,7 +30,7 @@ import traceback
 from pathlib import Path
 
 from painmeta import __version__
-from painmeta.errors import InputError
+from painmeta.errors import InputError, StageError
 
 #: Modules that contribute sub-commands, in help order. Missing modules are
 #: skipped so that a partial checkout still runs.
@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except StageError as exc:  # the executed notebook holds the traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -114,9 +114,10 @@ def read_table(path: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
                                     f"row has {len(rec)} cells but the header has {width}; quote cells that "
                                     "contain commas"))
         cells = [(rec[j].strip() if j < len(rec) else "") for j in keep]
-        rows.append([c if c != "" else pd.NA for c in cells])
+        rows.append([c if c != "" else None for c in cells])
         lines.append(line)
-    df = pd.DataFrame(rows, columns=[header[j] for j in keep], dtype=object,
+    # pandas' text dtype (``str``), missing cells NA: what read_csv(dtype=str) gives.
+    df = pd.DataFrame(rows, columns=[header[j] for j in keep], dtype=str,
                       index=pd.Index(np.asarray(lines, dtype=int) - 2))
     return df, problems
 

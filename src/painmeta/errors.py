@@ -14,3 +14,12 @@ class InputError(Exception):
     def __init__(self, message: str, problems: list | None = None) -> None:
         super().__init__(message)
         self.problems = problems or []
+
+
+class StageError(Exception):
+    """A stage notebook failed for a reason other than bad input.
+
+    The message is one short paragraph (stage, exception type and message,
+    where the executed notebook with the traceback is); the command line
+    prints it and exits 1.
+    """

@@ -186,6 +186,7 @@ def _model_filter_problems(config: DatasetConfig, experiments: pd.DataFrame, cfg
     problems = []
     if experiments is None or not {"contrast_type", "direction"} <= set(experiments.columns):
         return problems
+    all_ids = set(experiments["experiment_id"].dropna()) if "experiment_id" in experiments else set()
     if "include" in experiments:  # excluded experiments never enter a model
         experiments = experiments[_truthy(experiments["include"])]
     have_types = set(experiments["contrast_type"].dropna())
@@ -205,8 +206,16 @@ def _model_filter_problems(config: DatasetConfig, experiments: pd.DataFrame, cfg
                         f"no included experiment in experiments.csv has {column} {value!r}{among} (present: "
                         f"{', '.join(sorted(have)) or 'none'}); fix the filter or the table", label="key"))
     known = set(experiments["experiment_id"].dropna()) if "experiment_id" in experiments else set()
+    for name, model in config.ale.models.items():
+        for i, eid in enumerate(model.experiments or []):
+            if eid not in known:
+                loc = ("ale", "models", name, "experiments", i)
+                problems.append(Problem(str(cfg_file), cfg_lines.get(loc) or cfg_lines.get(loc[:4]),
+                                        ".".join(map(str, loc[:4])), eid,
+                                        "no included experiment in experiments.csv has this experiment_id; "
+                                        "correct the id", label="key"))
     for i, eid in enumerate(config.roi.exclude_experiments):
-        if eid not in known:
+        if eid not in all_ids:
             loc = ("roi", "exclude_experiments", i)
             problems.append(Problem(str(cfg_file), cfg_lines.get(loc), "roi.exclude_experiments", eid,
                                     "no such experiment_id in experiments.csv; correct the id", label="key"))

@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from painmeta.errors import InputError
+from painmeta.errors import InputError, StageError
 from painmeta.paths import dataset_paths, project_root
 
 KERNEL_NAME = "painmeta"
@@ -126,9 +126,112 @@ def load_stage_notebook(source: Path):
     return nb
 
 
+def notebook_parameters(stage: str, root: Path | None = None) -> dict[str, object]:
+    """The parameters a stage notebook declares, with their defaults.
+
+    Read from the cell tagged ``parameters`` with Papermill's own inspector;
+    defaults that are Python literals are evaluated (others are kept as text).
+
+    Parameters
+    ----------
+    stage : str
+        Notebook stem.
+    root : pathlib.Path, optional
+
+    Returns
+    -------
+    dict
+        Name -> default value, in the cell's order.
+    """
+    import ast
+
+    from papermill.translators import PythonTranslator
+
+    nb = load_stage_notebook(stage_source(stage, root))
+    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return {}
+    out: dict[str, object] = {}
+    for p in PythonTranslator.inspect(cell):
+        try:
+            out[p.name] = ast.literal_eval(p.default)
+        except (ValueError, SyntaxError):
+            out[p.name] = p.default
+    return out
+
+
+def check_parameters(stage: str, parameters: object, declared: dict[str, object]) -> dict:
+    """Validate Papermill parameters for a stage before anything runs.
+
+    Parameters
+    ----------
+    stage : str
+    parameters : object
+        What the caller passed (must be a mapping).
+    declared : dict
+        :func:`notebook_parameters` of the stage.
+
+    Returns
+    -------
+    dict
+        The parameters.
+
+    Raises
+    ------
+    InputError
+        Not a mapping; ``dataset`` among them (the dataset is ``--dataset``,
+        so that a page captioned with one dataset never holds another's);
+        a name the notebook does not declare; a value of another type than
+        the notebook's default.
+    """
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise InputError(f"--params must be a JSON object such as '{{\"quick\": true}}', got "
+                         f"{type(parameters).__name__}")
+    if "dataset" in parameters:
+        raise InputError("--params must not set 'dataset': give the dataset with --dataset NAME (make: DATASET=NAME)")
+    unknown = [k for k in parameters if k not in declared]
+    if unknown:
+        allowed = ", ".join(k for k in declared if k != "dataset") or "none"
+        raise InputError(f"--params: stage {stage} has no parameter {', '.join(map(repr, unknown))} "
+                         f"(its parameters: {allowed})")
+    for key, value in parameters.items():
+        default = declared[key]
+        if isinstance(default, bool) or isinstance(value, bool):
+            ok = isinstance(value, bool) and isinstance(default, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float))
+        elif isinstance(default, (str, dict, list)):
+            ok = isinstance(value, type(default))
+        else:
+            ok = True
+        if not ok:
+            raise InputError(f"--params: parameter {key!r} of stage {stage} must be a {type(default).__name__} "
+                             f"like its default {default!r}, got {value!r}")
+    return dict(parameters)
+
+
+def params_record_path(paths, stage: str) -> Path:
+    """``outputs/<dataset>/notebooks/<stage>.params.json``."""
+    return paths.outputs / "notebooks" / f"{stage}.params.json"
+
+
 def run_stage(stage: str, dataset: str = "cipn", parameters: dict | None = None,
               render: bool = True, kernel: str | None = KERNEL_NAME) -> dict[str, Path | float]:
     """Execute ``notebooks/<stage>.py`` for a dataset and render it.
+
+    Everything a user can get wrong is checked before Papermill starts: the
+    dataset name, the parameter names and types, and ``config_overrides``
+    (validated with :func:`painmeta.config.load_config`, so a bad override
+    fails with the project's message). After a successful run the parameters
+    actually used are written to ``outputs/<dataset>/notebooks/<stage>.params.json``::
+
+        {"stage", "dataset", "parameters" (Papermill parameters without dataset,
+         notebook defaults filled in), "passed" (what the caller passed),
+         "config_overrides", "overridden" (true when any parameter differs
+         from the notebook's default), "effective_config" (the validated
+         dataset config after overrides)}
 
     Parameters
     ----------
@@ -147,25 +250,64 @@ def run_stage(stage: str, dataset: str = "cipn", parameters: dict | None = None,
     Returns
     -------
     dict
-        ``notebook`` and ``html`` paths and ``seconds`` of execution.
+        ``notebook`` and ``html`` paths, ``params`` (the record's path) and
+        ``seconds`` of execution.
+
+    Raises
+    ------
+    InputError
+        Bad dataset, stage, parameters or overrides; or the notebook raised
+        the project's InputError (its message is passed on: file, line, fix).
+    StageError
+        The notebook failed otherwise; the message names the stage, the
+        exception and the executed notebook that holds the traceback.
     """
     import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from painmeta.config import load_config
 
     root = project_root()
-    source = stage_source(stage, root)
-    if not source.is_file():
-        raise InputError(f"{source}: no such stage notebook (stages: {', '.join(list_stages(root))})")
     paths = dataset_paths(dataset, root=root)
+    stages = list_stages(root)
+    if stage not in stages:  # also keeps a stage name from being a path
+        raise InputError(f"no stage {stage!r}: the stages are {', '.join(stages)} (notebooks/NN_name.py)")
+    source = stage_source(stage, root)
+    declared = notebook_parameters(stage, root)
+    passed = check_parameters(stage, parameters, declared)
+    overrides = passed.get("config_overrides") or {}
+    config, _ = load_config(dataset, overrides or None, root=root)
     out_nb = paths.outputs / "notebooks" / f"{stage}.ipynb"
     out_nb.parent.mkdir(parents=True, exist_ok=True)
-    params = {"dataset": dataset, **(parameters or {})}
+    record = params_record_path(paths, stage)
+    record.unlink(missing_ok=True)  # a failed run must not leave the previous run's record
+    params = {"dataset": dataset, **passed}
     start = time.perf_counter()
-    pm.execute_notebook(
-        load_stage_notebook(source), str(out_nb), parameters=params, kernel_name=kernel,
-        cwd=str(root), progress_bar=False, log_output=False,
-    )
+    try:
+        pm.execute_notebook(
+            load_stage_notebook(source), str(out_nb), parameters=params, kernel_name=kernel,
+            cwd=str(root), progress_bar=False, log_output=False,
+        )
+    except PapermillExecutionError as exc:
+        evalue = str(exc.evalue or "").strip()
+        if exc.ename == "InputError":
+            raise InputError(f"stage {stage} stopped on bad input:\n{evalue}") from None
+        first = evalue.splitlines()[0][:300] if evalue else ""
+        raise StageError(f"stage {stage} failed on dataset {dataset}: {exc.ename}: {first}\n"
+                         f"  the executed notebook, with the traceback, is {out_nb}") from None
     seconds = time.perf_counter() - start
-    result: dict[str, Path | float] = {"notebook": out_nb, "seconds": seconds}
+    effective = {k: v for k, v in declared.items() if k != "dataset"}
+    effective.update(passed)
+    record.write_text(json.dumps({
+        "stage": stage,
+        "dataset": dataset,
+        "parameters": effective,
+        "passed": passed,
+        "config_overrides": overrides,
+        "overridden": any(declared.get(k) != v for k, v in passed.items()),
+        "effective_config": config.model_dump(mode="json"),
+    }, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    result: dict[str, Path | float] = {"notebook": out_nb, "seconds": seconds, "params": record}
     timing = paths.outputs / "notebooks" / "timings.json"
     times = json.loads(timing.read_text()) if timing.is_file() else {}
     times[stage] = round(seconds, 2)
@@ -177,8 +319,14 @@ def run_stage(stage: str, dataset: str = "cipn", parameters: dict | None = None,
 
 
 def _cmd_run_stage(args: argparse.Namespace) -> int:
-    params = json.loads(args.params) if args.params else {}
-    result = run_stage(args.stage, args.dataset, params, kernel=args.kernel)
+    params: object = {}
+    if args.params.strip():
+        try:
+            params = json.loads(args.params)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--params is not valid JSON ({exc.msg} at character {exc.pos}); write a JSON object "
+                             "such as '{\"quick\": true, \"config_overrides\": {\"ale\": {\"seed\": 7}}}'") from None
+    result = run_stage(args.stage, args.dataset, params, kernel=args.kernel)  # type: ignore[arg-type]
     print(f"executed {result['notebook']} in {result['seconds']:.1f} s")
     if "html" in result:
         print(f"rendered {result['html']}")
@@ -187,9 +335,16 @@ def _cmd_run_stage(args: argparse.Namespace) -> int:
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add the ``run-stage`` command."""
-    p = sub.add_parser("run-stage", help="execute a stage notebook with Papermill and render HTML")
+    from painmeta.cli import add_dataset_argument
+
+    p = sub.add_parser("run-stage", help="execute a stage notebook with Papermill and render HTML",
+                       description="Execute notebooks/STAGE.py for a dataset with Papermill, render it to "
+                                   "outputs/<dataset>/report/STAGE.html and record the parameters used in "
+                                   "outputs/<dataset>/notebooks/STAGE.params.json.")
     p.add_argument("stage", help="notebook stem, e.g. 00_extraction")
-    p.add_argument("--dataset", default="cipn")
-    p.add_argument("--params", default="", help="JSON object of extra Papermill parameters")
+    add_dataset_argument(p)
+    p.add_argument("--params", default="",
+                   help="JSON object of Papermill parameters the notebook declares, e.g. "
+                        "'{\"quick\": true, \"config_overrides\": {\"ale\": {\"seed\": 7}}}' (not 'dataset')")
     p.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel name (default: painmeta)")
     p.set_defaults(func=_cmd_run_stage)

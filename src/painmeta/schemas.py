@@ -28,7 +28,7 @@ DIRECTIONS = (
     "mixed",
     "unknown",
 )
-MODALITIES = ("task fMRI", "rs-fMRI", "perfusion", "VBM", "DTI", "PET")
+MODALITIES = ("task fMRI", "rs-fMRI", "perfusion", "VBM", "DTI", "PET", "unknown")
 SPACES = ("MNI", "TAL")
 EVIDENCE = ("verified", "inferred", "unverified")
 HEMISPHERES = ("left", "right", "midline", "bilateral")

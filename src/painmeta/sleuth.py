@@ -98,15 +98,41 @@ def _err(path: Path, line: int, msg: str, fix: str) -> InputError:
     return InputError(f"{path}:{line}: {msg}. Fix: {fix}")
 
 
-def _read_one(path: Path, used: dict[str, tuple[Path, int]]) -> tuple[str, list[dict], dict[str, int]]:
+#: Largest Sleuth file read (bytes); hundreds of experiments are well under 10 MB.
+MAX_BYTES = 50_000_000
+#: Largest |coordinate| in mm: the MNI/Talairach bounding box is within +/-100 mm,
+#: so anything beyond 150 is a unit, sign or column error (the table path uses the same bound).
+MAX_ABS_COORD = 150.0
+#: Largest sample size accepted on a '// Subjects=' line.
+MAX_SUBJECTS = 100_000
+# ASCII only: float() also accepts other scripts' digits ("１２") and "inf"/"nan".
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_WHOLE = re.compile(r"\+?[0-9]+")
+
+
+def _numbered_lines(path: Path) -> list[tuple[int, str]]:
+    """(1-based line, stripped text) of every line of a Sleuth file, after checks."""
     if not path.is_file():
         raise InputError(f"{path}: Sleuth file not found. Fix: check the path.")
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise InputError(f"{path}: file is {size:,} bytes, more than the {MAX_BYTES:,} a Sleuth file may have. "
+                         "Fix: check that it is the right file.")
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not a UTF-8 text file ({exc}). Fix: save it as plain text.") from exc
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not a UTF-8 text file (byte {raw[exc.start]:#x}). Fix: save it as "
+                         "plain text in UTF-8.") from None
     lines = re.split(r"\r\n|\n|\r", text)
-    numbered = [(i + 1, ln.strip()) for i, ln in enumerate(lines)]
+    return [(i + 1, ln.strip()) for i, ln in enumerate(lines)]
+
+
+def _read_one(path: Path, used: dict[str, tuple[Path, int]],
+              numbered: list[tuple[int, str]] | None = None) -> tuple[str, list[dict], dict[str, int]]:
+    if numbered is None:
+        numbered = _numbered_lines(path)
     content = [(n, ln) for n, ln in numbered if ln]
     if not content:
         raise InputError(
@@ -126,6 +152,7 @@ def _read_one(path: Path, used: dict[str, tuple[Path, int]]) -> tuple[str, list[
 
     foci: list[dict] = []
     sizes: dict[str, int] = {}
+    start_index = next(i for i, (n, _) in enumerate(numbered) if n == first_no) + 1
     header: list[tuple[int, str]] = []  # pending comment lines of the next experiment
     current: str | None = None  # experiment receiving coordinates
     current_line = 0
@@ -138,7 +165,7 @@ def _read_one(path: Path, used: dict[str, tuple[Path, int]]) -> tuple[str, list[
                        "add one 'x y z' line per focus after its '// Subjects=' line, or delete it")
 
     prev_blank = False
-    for n, ln in numbered[first_no:]:
+    for n, ln in numbered[start_index:]:
         if not ln:
             prev_blank = True
             continue
@@ -152,13 +179,13 @@ def _read_one(path: Path, used: dict[str, tuple[Path, int]]) -> tuple[str, list[
                 names = [t for _, t in header]
                 start = header[0][0] if header else n
                 raw = sm.group(1)
-                try:
-                    value = float(raw)
-                except ValueError:
-                    value = math.nan
-                if not math.isfinite(value) or value <= 0 or value != int(value):
-                    raise _err(path, n, f"sample size {raw!r} is not a positive whole number",
-                               "write the number of subjects, e.g. '// Subjects=12'")
+                if not _WHOLE.fullmatch(raw) or len(raw) > 12 or not 1 <= int(raw) <= MAX_SUBJECTS:
+                    what = ("is not a positive whole number" if not _WHOLE.fullmatch(raw) or int(raw) < 1
+                            else f"is larger than {MAX_SUBJECTS:,}")
+                    raise _err(path, n, f"sample size {raw[:40]!r} {what}",
+                               f"write the number of subjects (digits 0-9, 1 to {MAX_SUBJECTS:,}), "
+                               "e.g. '// Subjects=12'")
+                value = int(raw)
                 if names:
                     exp = " ".join(names)
                 else:
@@ -192,14 +219,15 @@ def _read_one(path: Path, used: dict[str, tuple[Path, int]]) -> tuple[str, list[
         if len(parts) != 3:
             raise _err(path, n, f"expected 3 columns (x y z), found {len(parts)}: {ln!r}",
                        "write one focus per line as three numbers separated by tabs or spaces")
-        try:
-            xyz = [float(v) for v in parts]
-        except ValueError:
-            bad = next(v for v in parts if not _is_float(v))
-            raise _err(path, n, f"non-numeric coordinate {bad!r}",
-                       "use plain decimal numbers with a '.' decimal point") from None
-        if not all(math.isfinite(v) for v in xyz):
-            raise _err(path, n, "coordinate is not finite", "use finite numbers")
+        bad = next((v for v in parts if not _NUMBER.fullmatch(v)), None)
+        if bad is not None:
+            raise _err(path, n, f"non-numeric coordinate {bad[:40]!r}",
+                       "use plain decimal numbers (digits 0-9) with a '.' decimal point")
+        xyz = [float(v) for v in parts]
+        if not all(math.isfinite(v) and abs(v) <= MAX_ABS_COORD for v in xyz):
+            raise _err(path, n, f"coordinate out of range ({ln[:60]!r}): every coordinate must lie within "
+                                f"+/-{MAX_ABS_COORD:g} mm",
+                       "check the sign, units (mm, not voxels) and column order (x y z)")
         foci.append({"experiment_id": current, "x": xyz[0], "y": xyz[1], "z": xyz[2],
                      "space": space, "file": str(path), "line": n})
         n_current += 1
@@ -217,14 +245,6 @@ def _read_one(path: Path, used: dict[str, tuple[Path, int]]) -> tuple[str, list[
 def _fmt(value: float) -> str:
     """Whole numbers without a decimal point, others with 10 significant digits."""
     return str(int(value)) if value == int(value) else f"{value:.10g}"
-
-
-def _is_float(value: str) -> bool:
-    try:
-        float(value)
-        return True
-    except ValueError:
-        return False
 
 
 def read_sleuth(paths: str | Path | Sequence[str | Path]) -> SleuthData:
@@ -268,6 +288,47 @@ def read_sleuth(paths: str | Path | Sequence[str | Path]) -> SleuthData:
         )
     foci_df = pd.DataFrame(all_foci, columns=["experiment_id", "x", "y", "z", "space", "file", "line"])
     return SleuthData(foci_df, sizes, next(iter(spaces.values())), files)
+
+
+def read_sleuth_blocks(path: str | Path, used: dict[str, tuple[Path, int]] | None = None) -> list[SleuthData]:
+    """Read one Sleuth file that may hold several ``// Reference=`` blocks.
+
+    GingerALE reads one reference per file; a file that concatenates several
+    analyses (one ``// Reference=`` line each) is split here, one
+    :class:`SleuthData` per block, with file lines kept. Experiment names must
+    be unique across the blocks. A file with one reference line gives one
+    block, exactly as :func:`read_sleuth`.
+
+    Parameters
+    ----------
+    path : path-like
+    used : dict, optional
+        Experiment names already read (name -> (file, line)), shared across
+        calls so that names stay unique across several files; updated.
+
+    Returns
+    -------
+    list of SleuthData
+
+    Raises
+    ------
+    InputError
+        As :func:`read_sleuth`, per block.
+    """
+    path = Path(path)
+    numbered = _numbered_lines(path)
+    starts = [i for i, (_, ln) in enumerate(numbered) if _REFERENCE.match(ln)]
+    first = next((i for i, (_, ln) in enumerate(numbered) if ln), None)
+    if not starts or first != starts[0]:
+        _read_one(path, {}, numbered)  # raises the usual message (empty file, missing reference)
+    used = {} if used is None else used
+    blocks = []
+    for k, start in enumerate(starts):
+        stop = starts[k + 1] if k + 1 < len(starts) else len(numbered)
+        space, foci, sizes = _read_one(path, used, numbered[start:stop])
+        foci_df = pd.DataFrame(foci, columns=["experiment_id", "x", "y", "z", "space", "file", "line"])
+        blocks.append(SleuthData(foci_df, sizes, space, [path]))
+    return blocks
 
 
 def write_sleuth(
@@ -331,4 +392,5 @@ def write_sleuth(
     return path
 
 
-__all__ = ["ICBM_OTHER", "SleuthData", "read_sleuth", "tal2mni", "write_sleuth"]
+__all__ = ["ICBM_OTHER", "MAX_ABS_COORD", "MAX_SUBJECTS", "SleuthData", "read_sleuth", "read_sleuth_blocks",
+           "tal2mni", "write_sleuth"]

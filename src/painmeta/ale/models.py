@@ -167,6 +167,9 @@ def build_models(experiments: pd.DataFrame, foci: pd.DataFrame, ale_config: Any)
         n_iters = int(_cfg(mc, "n_iters", 1000))
         desc = str(_cfg(mc, "description", "") or "")
         cand = exps[exps["contrast_type"].isin(ctypes)]
+        only = _cfg(mc, "experiments", None)  # optional explicit list (e.g. one model per Sleuth file)
+        if only is not None:
+            cand = cand[cand["experiment_id"].isin([str(e) for e in only])]
         excluded: list[tuple[str, str]] = []
         if dirs is not None:
             off = cand[~cand["direction"].isin(list(dirs))]
