@@ -204,6 +204,7 @@ def _from_sleuth(files: list[Path], target: Path, contrast_type: str
             label = path.stem if len(blocks) == 1 else f"{path.stem}_block{b}"
             space = "TAL" if block.space == "Talairach" else "MNI"
             model_exps: list[str] = []
+            n_kept = 0
             for exp_name in block.experiment_ids:
                 rows = block.foci[block.foci["experiment_id"] == exp_name]
                 # From the experiment's first '//' name line to its last coordinate.
@@ -239,14 +240,33 @@ def _from_sleuth(files: list[Path], target: Path, contrast_type: str
                                       "direction and modality not stated; check against the paper"),
                     "source": f"{rel}, lines {first}-{last} (Subjects={block.sample_sizes[exp_name]})",
                 })
-                for k, rec in enumerate(rows.itertuples(index=False), 1):
+                seen: dict[tuple[float, float, float], int] = {}
+                repeats = []
+                k = 0
+                for rec in rows.itertuples(index=False):
+                    xyz = (round(rec.x, 3), round(rec.y, 3), round(rec.z, 3))
+                    if xyz in seen:
+                        # The tables refuse a focus listed twice in one experiment. Leave the repeat
+                        # out, and say so: under the non-additive MA (max over an experiment's foci)
+                        # a repeated focus does not change any map.
+                        repeats.append(f"line {int(rec.line)} repeats line {seen[xyz]} "
+                                       f"({_fmt(rec.x)} {_fmt(rec.y)} {_fmt(rec.z)})")
+                        continue
+                    seen[xyz] = int(rec.line)
+                    k += 1
+                    n_kept += 1
                     foci.append({
                         "focus_id": f"{eid}_{k:03d}", "experiment_id": eid, "x": _fmt(rec.x), "y": _fmt(rec.y),
                         "z": _fmt(rec.z), "space": space, "evidence": "unverified",
                         "source": f"{rel}, line {int(rec.line)}",
                     })
+                if repeats:
+                    experiments[-1]["evidence_note"] += ("; left out as a repeated focus of this experiment: "
+                                                         + "; ".join(repeats))
+                    notes.append(f"{rel}, experiment {exp_name!r}: " + "; ".join(repeats)
+                                 + " - left out (a focus listed twice; it changes no ALE map)")
             models.append(_Model(_model_name(label, used_models), rel + (f" block {b}" if len(blocks) > 1 else ""),
-                                 space, model_exps, int(len(block.foci)),
+                                 space, model_exps, n_kept,
                                  int(sum(block.sample_sizes.values()))))
             if space == "TAL":
                 notes.append(f"{rel}{f' block {b}' if len(blocks) > 1 else ''}: Talairach; the extraction stage "
@@ -257,6 +277,12 @@ def _from_sleuth(files: list[Path], target: Path, contrast_type: str
 
 def new_dataset(name: str, sleuth_files: list[str | Path] | None = None,
                 contrast_type: str = "within_group", command: str | None = None) -> Path:
+    """Create ``data/raw/<name>/`` and return it; see :func:`create_dataset`."""
+    return create_dataset(name, sleuth_files, contrast_type, command)[0]
+
+
+def create_dataset(name: str, sleuth_files: list[str | Path] | None = None,
+                   contrast_type: str = "within_group", command: str | None = None) -> tuple[Path, list[str]]:
     """Create ``data/raw/<name>/``: an empty scaffold, or tables built from Sleuth files.
 
     Parameters
@@ -272,8 +298,11 @@ def new_dataset(name: str, sleuth_files: list[str | Path] | None = None,
 
     Returns
     -------
-    pathlib.Path
+    folder : pathlib.Path
         The new raw folder.
+    notes : list of str
+        What the user should know (Talairach blocks, foci listed twice and left out); also written
+        into ``dataset.yaml`` (overview) and ``README.md``.
 
     Raises
     ------
@@ -327,6 +356,8 @@ def new_dataset(name: str, sleuth_files: list[str | Path] | None = None,
             readme += ["Sleuth files copied here (SHA-256):", ""]
             readme += [f"- `sleuth/{f.name}` {_sha256(target / 'sleuth' / f.name)}" for f in files]
             readme += [""]
+        if notes:
+            readme += ["Notes:", "", *(f"- {n}" for n in notes), ""]
         readme += ["Fill in the tables (docs/TABLES.md) and dataset.yaml, then run",
                    f"`python -m painmeta validate --dataset {name}` and `make all DATASET={name}`.", ""]
         (target / "README.md").write_text("\n".join(readme), encoding="utf-8")
@@ -339,7 +370,7 @@ def new_dataset(name: str, sleuth_files: list[str | Path] | None = None,
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)  # we created it above: nothing else is in it
         raise
-    return target
+    return target, notes
 
 
 def _cmd_new_dataset(args: argparse.Namespace) -> int:
@@ -350,8 +381,10 @@ def _cmd_new_dataset(args: argparse.Namespace) -> int:
         parts += ["--from-sleuth", *(Path(f).name for f in args.from_sleuth)]
     if args.contrast_type != "within_group":
         parts += ["--contrast-type", args.contrast_type]
-    target = new_dataset(args.dataset, args.from_sleuth, args.contrast_type, command=" ".join(parts))
+    target, notes = create_dataset(args.dataset, args.from_sleuth, args.contrast_type, command=" ".join(parts))
     print(f"created {target}")
+    for note in notes:
+        print(f"note: {note}")
     for p in sorted(target.rglob("*")):
         if p.is_file():
             print(f"  {p.relative_to(target)}")
