@@ -32,10 +32,9 @@ engine = "nimare"      # primary engine; the other one cross-checks
 import json
 
 import pandas as pd
-import yaml
 from IPython.display import Markdown, display
 
-from painmeta import extraction
+from painmeta import audit, extraction
 from painmeta.ale import figures, models
 from painmeta.notebooks import setup_notebook
 from painmeta.plotting import publish
@@ -70,7 +69,7 @@ kernels = figures.kernel_table(n_ale.tolist() or [20])
 display(kernels)
 reported_file = paths.raw / "reported.yaml"
 if reported_file.is_file():
-    rep = {i["id"]: i for i in yaml.safe_load(reported_file.read_text())["items"]}
+    rep = {i["id"]: i for i in audit.load_reported(reported_file)}  # bounded, validated reader
     fw = rep.get("ale_fwhm", {}).get("value")
     mx = rep.get("ale_max", {}).get("value")
     n20 = kernels.set_index("n")
