@@ -11,7 +11,7 @@ import pytest
 from painmeta import cli
 from painmeta.cli import build_parser, main
 from painmeta.errors import InputError
-from painmeta.paths import check_dataset_name, dataset_paths
+from painmeta.paths import dataset_paths
 
 BAD_NAMES = ["../cipn", "../../etc", "/tmp/x", "data/raw/cipn", "x src", "", "-x", "_x", "a" * 65, "cipn;rm",
              "caf\u00e9", "\uff43ipn", ".", "..", "x\ny"]
@@ -35,6 +35,8 @@ def test_a_path_object_is_refused_too(fixtures):
 
 
 def test_good_names():
+    from painmeta.paths import check_dataset_name
+
     for name in ("cipn", "cancer_pain", "nidm_pain", "A1", "x-y_z", "a" * 64):
         assert check_dataset_name(name) == name
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from painmeta.errors import InputError, StageError
+from painmeta.errors import InputError
 from painmeta.notebooks import run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +121,8 @@ def test_other_failure_is_one_line_naming_the_notebook(project):
     assert "stage 99_probe failed on dataset valid_mini: ZeroDivisionError: division by zero" in proc.stderr
     executed = proc.stderr.split("with the traceback, is ")[1].split()[0]
     assert Path(executed).is_file() and "ZeroDivisionError" in Path(executed).read_text()
+    from painmeta.errors import StageError
+
     with pytest.raises(StageError):
         run_stage("99_probe", "valid_mini", {"mode": "crash"}, render=False)
 
