@@ -422,8 +422,10 @@ overview: |
   with each abstract's term counts ({REPO_URL}, commit {SHORT}, BSD 3-Clause).
 
   **Selection.** An article enters when its abstract counts the vocabulary term "{TERM}"
-  at least {min_count} times: {_n(n_art)} articles, {_n(n_foci)} peaks after removing
-  {_n(facts["excluded"])} duplicated ones (listed with reasons in `build_exclusions.csv`).
+  at least {min_count} times: {_n(n_art)} articles. Of their {_n(facts["source_peaks"])} peaks,
+  {_n(n_foci)} remain after removing {_n(facts["excluded"])} duplicates (tables the database
+  extracted twice, peaks repeated across an article's tables; each listed with its reason in
+  `build_exclusions.csv`).
   The rule selects pain research of every kind (experimental pain in healthy volunteers,
   clinical pain conditions, empathy for pain, placebo analgesia ...); it is a text-mining
   rule, not a question-specific systematic search.
@@ -431,6 +433,11 @@ overview: |
   **Coding.** One experiment per article (all its tables pooled, `within_group`, direction
   `unknown`), each with the same assumed sample size, n = {n_sub}. Built by
   `tools/build_neuroquery_pain.py`; `SOURCE.md` gives the checks and the counts.
+
+  **What it can show.** Where the peaks that pain-related articles report concentrate, each
+  article weighing once: a description of the literature's reporting at scale, a reference
+  map to hold a small meta-analysis against, and a realistic workload (hundreds of
+  experiments, thousands of foci) for the pipeline and its engines.
 missing: |
   What this database meta-analysis **cannot** claim, and why:
 
@@ -449,6 +456,11 @@ missing: |
     articles that report Talairach coordinates are misplaced by several millimetres.
   - **Extraction errors** stay in: misread or partial tables, peaks from tables that are not
     results (e.g. regions of interest, seeds), coordinates outside the brain (flagged by QA).
+    Where the database extracted a table twice and the copies disagree, one copy is kept
+    unchecked (`build_exclusions.csv` lists the other).
+  - **Coverage.** The database is a frozen snapshot (highest PMID selected: {facts["max_pmid"]}) of
+    the articles whose full text NeuroQuery could obtain and whose tables it could parse: the
+    pain literature is covered partially, and not at random.
   - **Dependence.** One experiment per article handles within-article dependence, but several
     articles may report the same participants (cohort overlap is not known here).
   - **Not available:** study characteristics (authors, year, population, modality, design),
@@ -487,8 +499,8 @@ extra:
     source: "NeuroQuery v1, {REPO_URL}, commit {COMMIT}"
     term: {TERM}
     min_count: {min_count}
-    n_subjects: {n_sub}        # assumed sample size of every experiment (the database has none)
-    space: MNI               # assumed (the database has no space field)
+    n_subjects: {n_sub}  # assumed sample size of every experiment (the database has none)
+    space: MNI  # assumed (the database has no space field)
 """
 
 
@@ -665,7 +677,7 @@ def build(source: Path, out: Path, min_count: int = 3, n_subjects: int = 20) -> 
     outside = foci[~np.all((xyz >= box[0]) & (xyz <= box[1]), axis=1)]
     facts = {
         "min_count": min_count, "n_subjects": n_subjects, "articles": len(studies), "foci": len(foci),
-        "source_peaks": source_peaks, "excluded": len(excluded),
+        "source_peaks": source_peaks, "excluded": len(excluded), "max_pmid": max(pmids, key=int),
         "excluded_by_reason": excluded["reason_code"].value_counts().sort_index().to_dict(),
         "row_order": row_order, "outside_box": outside, "box": box,
     }
