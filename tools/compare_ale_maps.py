@@ -110,7 +110,7 @@ def same_grid(a: nib.Nifti1Image, b: nib.Nifti1Image, what: str) -> None:
 def default_mask() -> nib.Nifti1Image:
     """The MNI152 2 mm brain mask that ships inside the NiMARE wheel."""
     try:
-        from painmeta.ale.inhouse import default_mask_path
+        from painmeta.ale.geometry import default_mask_path
     except ImportError as exc:  # pragma: no cover - only outside the project venv
         raise CompareError("no --mask given and painmeta is not importable. Fix: pass --mask.") from exc
     return nib.as_closest_canonical(nib.load(str(default_mask_path())))
