@@ -65,7 +65,7 @@ def _stated_counts() -> dict[str, int]:
 
 
 def test_committed_tables_validate():
-    assert extraction.validate(RAW) == []
+    assert extraction.validate(RAW.name) == []  # a dataset is a name (the folder under data/raw)
     config, paths = load_config("neuroquery_pain")
     assert config.name == paths.raw.name == "neuroquery_pain"
     assert config.role == "database"
