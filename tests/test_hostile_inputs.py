@@ -49,7 +49,8 @@ def test_optional_files_are_validated(use_raw):
     # or review_implied_counts.csv passed and failed later, inside a notebook.
     use_raw(BROKEN)
     for case, file in (("robins_bad_judgement", "robins_i.csv"), ("prisma_negative_count", "prisma.yaml"),
-                       ("reported_bad_kind", "reported.yaml"), ("implied_events_exceed_n", "review_implied_counts.csv")):
+                       ("reported_bad_kind", "reported.yaml"),
+                       ("implied_events_exceed_n", "review_implied_counts.csv")):
         problems = [str(p) for p in extraction.validate(case)]
         assert problems and all(file in p for p in problems), (case, problems)
 

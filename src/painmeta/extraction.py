@@ -718,7 +718,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     present += [f for f in OPTIONAL_FILES if (folder / f).is_file()]
     print(f"{args.dataset}: all files valid (dataset.yaml, {', '.join(present) or 'tables from nimare_json'})")
     for name in unread_files(args.dataset):
-        print(f"note: {folder / name} is not read by any stage (fine for notes; if it should be a dataset file, check its name)")
+        print(f"note: {folder / name} is not read by any stage "
+              "(fine for notes; if it should be a dataset file, check its name)")
     return 0
 
 

@@ -157,7 +157,8 @@ def _config_text(name: str, models: list[_Model], contrast_type: str, overview: 
             if len(models) > 1:
                 lines.append("      experiments:")
                 lines += [f"        - {e}" for e in m.experiments]
-            lines.append(f"      n_iters: {DEFAULT_N_ITERS}           # Monte Carlo iterations (10000 for a publication)")
+            lines.append(f"      n_iters: {DEFAULT_N_ITERS}"
+                         "           # Monte Carlo iterations (10000 for a publication)")
     else:
         lines += [
             "  models: {}                 # add one entry per ALE model, e.g.:",
