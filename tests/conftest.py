@@ -19,8 +19,12 @@ def _isolated_work(tmp_path, monkeypatch):
     """Point PAINMETA_WORK at a per-test temporary folder."""
     monkeypatch.setenv("PAINMETA_ROOT", str(ROOT))
     monkeypatch.setenv("PAINMETA_WORK", str(tmp_path / "work"))
-    monkeypatch.delenv("PAINMETA_RAW", raising=False)  # datasets come from data/raw unless a test says so
+    # Datasets come from data/raw unless a test says so; restored even if a test sets it directly.
+    saved = os.environ.pop("PAINMETA_RAW", None)
     yield
+    os.environ.pop("PAINMETA_RAW", None)
+    if saved is not None:
+        os.environ["PAINMETA_RAW"] = saved
 
 
 @pytest.fixture

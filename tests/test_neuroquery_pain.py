@@ -118,11 +118,12 @@ def test_rebuild_is_byte_identical(tmp_path):
         pytest.skip("NeuroQuery v1 source files not found (set PAINMETA_NEUROQUERY_SOURCE to a folder holding them)")
     config, _ = load_config("neuroquery_pain")
     build = config.extra["build"]
-    nq.build(source, tmp_path, min_count=build["min_count"], n_subjects=build["n_subjects"])
+    out = tmp_path / "neuroquery_pain"  # dataset.yaml's name must equal its folder's name
+    nq.build(source, out, min_count=build["min_count"], n_subjects=build["n_subjects"])
     committed = sorted(p.name for p in RAW.iterdir())
-    assert sorted(p.name for p in tmp_path.iterdir()) == committed
+    assert sorted(p.name for p in out.iterdir()) == committed
     for name in committed:
-        assert (tmp_path / name).read_bytes() == (RAW / name).read_bytes(), f"{name} differs from a rebuild"
+        assert (out / name).read_bytes() == (RAW / name).read_bytes(), f"{name} differs from a rebuild"
 
 
 def test_cli_reports_missing_source_without_traceback(tmp_path):

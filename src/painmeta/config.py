@@ -259,11 +259,43 @@ def load_config(
         and each offending key, and its ``problems`` list them.
     """
     paths = dataset_paths(dataset, root=root)
-    cfg_file = paths.raw / "dataset.yaml"
     if not paths.raw.is_dir():
         raise InputError(
             f"{paths.raw}: no dataset named {paths.name!r} (no such folder). Create one with "
             f"'python -m painmeta new-dataset {paths.name}' or check the name.")
+    return config_from_folder(paths.raw, overrides, root), paths
+
+
+def config_from_folder(folder: Path, overrides: dict[str, Any] | None = None,
+                       root: Path | str | None = None) -> DatasetConfig:
+    """Load and validate ``<folder>/dataset.yaml`` of a dataset folder, wherever it is.
+
+    :func:`load_config` resolves a dataset name and calls this; tools that
+    build a dataset (and tests) call it on a folder before it is installed
+    under ``data/raw/``. The folder's name must be a valid dataset name and
+    equal the file's ``name``. Nothing is written.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+    overrides : dict, optional
+    root : path-like, optional
+        Project root (for ``roi_lookup``).
+
+    Returns
+    -------
+    DatasetConfig
+
+    Raises
+    ------
+    InputError
+        As :func:`load_config`.
+    """
+    from painmeta.paths import check_dataset_name
+
+    folder = Path(folder)
+    folder_name = check_dataset_name(folder.name)
+    cfg_file = folder / "dataset.yaml"
     if not cfg_file.is_file():
         raise InputError(
             f"{cfg_file}: dataset config not found. Each dataset needs "
@@ -282,10 +314,10 @@ def load_config(
     except ValidationError as exc:
         _raise(validation_problems(doc, exc, _HINTS, overrides=overrides or None))
     problems = []
-    if config.name != paths.name:
+    if config.name != folder_name:
         where = "config_overrides" if overrides and "name" in overrides else str(cfg_file)
         problems.append(Problem(where, doc.line_of(("name",)) if where == str(cfg_file) else None, "name",
-                                config.name, f"must equal the dataset's folder name {paths.name!r}; "
+                                config.name, f"must equal the dataset's folder name {folder_name!r}; "
                                              "rename the folder or change 'name'", label="key"))
     if config.roi_lookup:
         base = Path(root).resolve() if root else project_root()
@@ -299,7 +331,7 @@ def load_config(
                                     "file not found; give a path relative to the project root, e.g. "
                                     "data/lookups/region_network_v1.csv", label="key"))
     _raise(problems)
-    return config, paths
+    return config
 
 
 def _raise(problems: list[Problem]) -> None:

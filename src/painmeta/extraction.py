@@ -240,7 +240,7 @@ def _implied_problems(path: Path, config: DatasetConfig | None) -> list[Problem]
     return problems
 
 
-def validate(dataset: str) -> list[Problem | str]:
+def validate(dataset: str | Path) -> list[Problem | str]:
     """Validate every file of a dataset; return every problem (empty = valid).
 
     Checks ``dataset.yaml`` (bounded YAML, schema, name = folder, lookup path
@@ -252,29 +252,41 @@ def validate(dataset: str) -> list[Problem | str]:
 
     Parameters
     ----------
-    dataset : str
-        Dataset name (``data/raw/<dataset>``).
+    dataset : str or pathlib.Path
+        A dataset name (``data/raw/<dataset>``; a string is always a name,
+        never a path), or a :class:`pathlib.Path` to a dataset folder that is
+        not installed under ``data/raw`` yet (a build tool checking its
+        output). Validation reads only; it writes nothing.
 
     Returns
     -------
     list of Problem or str
         One entry per problem, each naming file, line and column or key.
     """
+    if isinstance(dataset, Path):
+        return validate_folder(dataset)
     from painmeta.paths import dataset_paths
 
     try:
         paths = dataset_paths(dataset)
     except InputError as exc:
         return [str(exc)]
-    folder = paths.raw
-    if not folder.is_dir():
-        return [f"{folder}: no dataset named {dataset!r} (no such folder); create one with "
+    if not paths.raw.is_dir():
+        return [f"{paths.raw}: no dataset named {dataset!r} (no such folder); create one with "
                 f"'python -m painmeta new-dataset {dataset}'"]
+    return validate_folder(paths.raw)
+
+
+def validate_folder(folder: Path) -> list[Problem | str]:
+    """Validate a dataset folder wherever it is (see :func:`validate`); its name is the folder's name."""
+    from painmeta.config import config_from_folder
+
+    folder = Path(folder)
     cfg_file = folder / "dataset.yaml"
     problems: list[Problem | str] = []
     config: DatasetConfig | None = None
     try:
-        config, _ = load_config(dataset)
+        config = config_from_folder(folder)
     except InputError as exc:
         problems += _problems_of(exc, cfg_file)
     tables: dict[str, pd.DataFrame] = {}
