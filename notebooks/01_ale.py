@@ -37,14 +37,14 @@ from IPython.display import Markdown, display
 
 from painmeta import extraction
 from painmeta.ale import figures, models
-from painmeta.notebooks import setup_notebook
+from painmeta.notebooks import progress_enabled, setup_notebook
 from painmeta.plotting import publish
 
 setup_notebook()
 ext, config, paths = extraction.extract(dataset, config_overrides or None)
 out = paths.stage("ale")
 analysis = models.analyze(ext.experiments, ext.foci, config.ale, engine=engine, crosscheck=True,
-                          n_iters=50 if quick else None, progress=not quick)
+                          n_iters=50 if quick else None, progress=progress_enabled())
 display(Markdown(f"Monte Carlo iterations: {'50 (quick run)' if quick else 'per model, from dataset.yaml'}; "
                  f"seed {config.ale.seed}."))
 

@@ -47,7 +47,10 @@ def papermill_kernel() -> Iterator[dict]:
     """Settings for one Papermill run of a stage: no progress bars, kernel over local IPC.
 
     Yields the extra keyword arguments for :func:`papermill.execute_notebook`.
-    The kernel inherits ``PAINMETA_PROGRESS=0`` (see :func:`progress_enabled`).
+    The kernel inherits ``PAINMETA_PROGRESS=0`` (see :func:`progress_enabled`)
+    and ``TQDM_DISABLE=1``, which tqdm (>= 4.66) reads as the default of its
+    ``disable`` argument: bars drawn inside libraries (NiMARE's Monte Carlo
+    loop) are off too, in rendered pages only.
     It talks to Papermill over Unix-domain sockets in a private temporary
     folder instead of TCP on localhost: nothing else on the machine can connect
     to it, and ipykernel no longer logs "Kernel is running over TCP without
@@ -56,15 +59,17 @@ def papermill_kernel() -> Iterator[dict]:
     from traitlets.config import Config
 
     folder = Path(tempfile.mkdtemp(prefix="painmeta-kernel-"))
-    previous = os.environ.get(PROGRESS_ENV)
-    os.environ[PROGRESS_ENV] = "0"
+    quiet = {PROGRESS_ENV: "0", "TQDM_DISABLE": "1"}
+    previous = {k: os.environ.get(k) for k in quiet}
+    os.environ.update(quiet)
     try:
         yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": str(folder / "k")}})}
     finally:
-        if previous is None:
-            os.environ.pop(PROGRESS_ENV, None)
-        else:
-            os.environ[PROGRESS_ENV] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -87,6 +92,8 @@ def setup_notebook(max_colwidth: int = 120) -> None:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # tqdm.auto (used by NiMARE) warns once per kernel when ipywidgets is absent; bars fall back to text.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     for name in ("fontTools", "numexpr", "nimare", "nilearn", "matplotlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
     pd.set_option("display.max_colwidth", max_colwidth)
