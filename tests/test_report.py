@@ -225,3 +225,30 @@ def test_browser_check_captures_whole_page_and_flags_injected_markup(tmp_path):
 def test_template_scripts_are_the_only_allowed_ones():
     allowed = browser_check.allowed_scripts()
     assert len(allowed) == 1 and "pm-hide-code" in next(iter(allowed))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
+def test_stage_template_and_check_accept_nilearn_view_img(tmp_path):
+    # The ALE page embeds nilearn's interactive viewer: an iframe srcdoc with its JavaScript inline, no CDN.
+    import nbformat
+    import numpy as np
+    from nilearn import datasets, image, plotting
+
+    from painmeta.notebooks import render_html
+
+    template = datasets.load_mni152_template(resolution=2)  # ships inside the nilearn wheel
+    data = np.zeros(template.shape)
+    data[40:50, 50:60, 40:50] = 3.0
+    view = plotting.view_img(image.new_img_like(template, data), threshold=1.0, title="viewer")
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("view")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": view._repr_html_()})]
+    nb.cells = [cell]
+    nbformat.write(nb, tmp_path / "v.ipynb")
+    page = render_html(tmp_path / "v.ipynb", tmp_path / "v.html", caption="viewer")
+    (tmp_path / "index.html").write_text("<html><body>index</body></html>")
+    text = page.read_text()
+    assert "srcdoc=" in text and not re.search(r"""<script[^>]+src=["']https?://""", text)
+    (rep,) = browser_check.check_pages([page], tmp_path / "shots")
+    assert rep.ok, rep

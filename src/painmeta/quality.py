@@ -33,7 +33,6 @@ these figures and the PRISMA flow (:mod:`painmeta.prisma`) into
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from collections.abc import Mapping
@@ -45,12 +44,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Circle, Rectangle
-from matplotlib.textpath import text_to_path
 
 from painmeta.errors import InputError
+from painmeta.plotting import FONT as _FONT
+from painmeta.plotting import inch_canvas as _inch_canvas
 from painmeta.plotting import save_figure  # re-exported: quality.save_figure is the shared helper
+from painmeta.plotting import text_width as _text_width
+from painmeta.plotting import wrap_text as _wrap
 
 __all__ = [
     "COLUMNS",
@@ -148,7 +149,6 @@ EVIDENCE_LEVELS = ("verified", "inferred")
 _STRIP = "#a9a9a9"
 _OVERALL_BG = "#d3d3d3"
 _GRID = "#808080"
-_FONT = "DejaVu Sans"
 
 
 def palette(colour_blind: bool = False) -> dict[str, str]:
@@ -468,46 +468,11 @@ def summary_table(df: pd.DataFrame, weights: Mapping[str, float] | pd.Series | s
 # --------------------------------------------------------------------------- plotting helpers
 
 
-@functools.lru_cache(maxsize=8192)
-def _text_width(s: str, size: float, weight: str = "normal") -> float:
-    """Width of ``s`` in inches at ``size`` points, spaces included (renderer-independent)."""
-    if not s:
-        return 0.0
-    fp = FontProperties(family=_FONT, weight=weight, size=size)
-    return text_to_path.get_text_width_height_descent(s, fp, ismath=False)[0] / 72.0
-
-
-def _wrap(text: str, width: float, size: float, weight: str = "normal") -> list[str]:
-    """Greedy word wrap of ``text`` to ``width`` inches at ``size`` points; keeps explicit newlines."""
-    lines: list[str] = []
-    for para in text.split("\n"):
-        current = ""
-        for word in para.split(" "):
-            trial = f"{current} {word}" if current else word
-            if current and _text_width(trial, size, weight) > width:
-                lines.append(current)
-                current = word
-            else:
-                current = trial
-        lines.append(current)
-    return lines
-
-
 def _ink(hex_colour: str) -> str:
     """Black or white symbol, whichever reads better on ``hex_colour``."""
     r, g, b = matplotlib.colors.to_rgb(hex_colour)
     lum = 0.2126 * r + 0.7152 * g + 0.0722 * b
     return "black" if lum > 0.33 else "white"
-
-
-def _inch_canvas(width: float, height: float) -> tuple[Figure, Axes]:
-    # One axes covering the figure with data units = inches: exact layout, no tight_layout surprises.
-    fig = Figure(figsize=(width, height))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, width)
-    ax.set_ylim(0, height)
-    ax.axis("off")
-    return fig, ax
 
 
 def _pale(hex_colour: str, amount: float = 0.55) -> str:
