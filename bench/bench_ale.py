@@ -73,10 +73,12 @@ def worker(problem: str, engine: str, n_iters: int, cores: int, seed: int) -> di
             FWECorrector(method="montecarlo", voxel_thresh=0.001, n_iters=n_iters, n_cores=cores).transform(res)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     else:
+        from painmeta.ale import inference
+        from painmeta.ale import problem as ale_problem
         from painmeta.ale import inhouse as ih
 
-        problem_ = ih.make_problem(foci, n)
-        thr = ih.fit_observed(problem_).ale_threshold
+        problem_ = ale_problem.make_problem(foci, n)
+        thr = inference.fit_observed(problem_).ale_threshold
         ih.null_statistics(problem_, thr, n_iters=10, seed=seed, n_threads=cores)  # warm-up (numba)
         t0, c0 = time.perf_counter(), time.process_time()
         ih.null_statistics(problem_, thr, n_iters=n_iters, seed=seed, n_threads=cores)

@@ -9,7 +9,9 @@ from ale_fixtures import cipn_like, convergent
 from scipy import ndimage
 
 from painmeta.ale import crosscheck as xc
+from painmeta.ale import inference as inf
 from painmeta.ale import inhouse as ih
+from painmeta.ale import problem as pb
 from painmeta.ale import nimare_engine as ne
 from painmeta.ale.models import nidm_pain_model
 
@@ -76,18 +78,18 @@ def test_positive_control_nidm_pain() -> None:
     assert jk.shape[1] - 1 == len(cc.nimare.clusters)
 
 
-def _dense_reference(problem: ih.ALEProblem, draws: np.ndarray, thr: float) -> pd.DataFrame:
+def _dense_reference(problem: pb.ALEProblem, draws: np.ndarray, thr: float) -> pd.DataFrame:
     """Whole-volume null, straight from the definition (slow, for a few iterations)."""
     rows = []
     geom = problem.mask
     for d in draws:
         foci = pd.DataFrame(geom.vox2mm(geom.inmask_ijk[d]), columns=["x", "y", "z"])
         foci.insert(0, "experiment_id", [problem.experiment_ids[e] for e in problem.focus_exp])
-        p = ih.make_problem(foci, dict(zip(problem.experiment_ids, problem.sample_sizes)),
+        p = pb.make_problem(foci, dict(zip(problem.experiment_ids, problem.sample_sizes)),
                             experiment_order=problem.experiment_ids)
         log_sums = np.zeros(geom.n_voxels)
         for e in range(p.n_experiments):
-            ma, cols = ih.ma_map(p, e)
+            ma, cols = pb.ma_map(p, e)
             log_sums[cols] += np.log1p(-ma[cols].astype(np.float64))
         ale = (1.0 - np.exp(log_sums)).astype(np.float32)
         vol = geom.unmask(ale).astype(np.float64)
@@ -100,8 +102,8 @@ def _dense_reference(problem: ih.ALEProblem, draws: np.ndarray, thr: float) -> p
 
 def test_sparse_null_matches_whole_volume_definition() -> None:
     foci, n = convergent(n_exp=6, seed=9)
-    problem = ih.make_problem(foci, n)
-    fit = ih.fit_observed(problem)
+    problem = pb.make_problem(foci, n)
+    fit = inf.fit_observed(problem)
     draws = ih.draw_null_foci(problem, 6, seed=4)
     # Also a draw with every focus in one spot and foci at the mask's edge.
     edge = np.argmin(problem.mask.inmask_ijk[:, 2])
@@ -115,8 +117,8 @@ def test_sparse_null_matches_whole_volume_definition() -> None:
 
 def test_inhouse_deterministic_and_thread_independent() -> None:
     foci, n = convergent(n_exp=5, seed=1)
-    problem = ih.make_problem(foci, n)
-    thr = ih.fit_observed(problem).ale_threshold
+    problem = pb.make_problem(foci, n)
+    thr = inf.fit_observed(problem).ale_threshold
     a = ih.null_statistics(problem, thr, n_iters=300, seed=7, n_threads=1)
     b = ih.null_statistics(problem, thr, n_iters=300, seed=7, n_threads=2)
     c = ih.null_statistics(problem, thr, n_iters=300, seed=8, n_threads=2)
@@ -131,7 +133,7 @@ def test_nimare_seeded_and_draws_reproduced() -> None:
     for key in ne.NULL_KEYS.values():
         assert np.array_equal(r1.corrected.estimator.null_distributions_[key],
                               r2.corrected.estimator.null_distributions_[key])
-    problem = ih.make_problem(foci, n)
+    problem = pb.make_problem(foci, n)
     draws = ne.fwe_draws(5, problem.n_foci, 15, problem.mask.n_voxels)
     mine = ih.null_statistics(problem, r1.ale_threshold, draws=draws)
     nd = r1.corrected.estimator.null_distributions_
@@ -141,7 +143,7 @@ def test_nimare_seeded_and_draws_reproduced() -> None:
 
 def test_null_statistics_validates_draws() -> None:
     foci, n = cipn_like()
-    problem = ih.make_problem(foci, n)
+    problem = pb.make_problem(foci, n)
     with pytest.raises(ValueError):
         ih.null_statistics(problem, 0.005, draws=np.zeros((3, 2), dtype=np.int64))
     with pytest.raises(ValueError):
@@ -151,11 +153,11 @@ def test_null_statistics_validates_draws() -> None:
 
 
 def test_threshold_and_p_helpers() -> None:
-    null = ih.AnalyticNull(np.round(np.arange(0, 0.00006, 0.00001), 5), np.array([0.5, 0.3, 0.1, 0.07, 0.02, 0.01]))
+    null = inf.AnalyticNull(np.round(np.arange(0, 0.00006, 0.00001), 5), np.array([0.5, 0.3, 0.1, 0.07, 0.02, 0.01]))
     # tail: 1, .5, .2, .1, .03, .01 -> first <= 0.05 is bin 4, threshold = bin 3
-    assert ih.threshold_from_null(null, 0.05) == pytest.approx(0.00003)
-    p = ih.p_from_null(np.array([0.0, 0.00001, 0.00005, 1.0]), null)
+    assert inf.threshold_from_null(null, 0.05) == pytest.approx(0.00003)
+    p = inf.p_from_null(np.array([0.0, 0.00001, 0.00005, 1.0]), null)
     assert np.allclose(p, [1.0, 0.5, 0.01, 0.01])
-    assert ih.min_significant_size(np.array([1, 2, 3, 10] * 25), 0.05) == 11
-    assert ih.min_significant_size(np.array([5] * 10), 0.05) is None  # 10 iterations cannot reach p < .05
-    assert np.allclose(ih.null_to_p(np.array([0, 5, 11]), np.arange(1, 11)), [0.9, 0.6, 0.1])
+    assert inf.min_significant_size(np.array([1, 2, 3, 10] * 25), 0.05) == 11
+    assert inf.min_significant_size(np.array([5] * 10), 0.05) is None  # 10 iterations cannot reach p < .05
+    assert np.allclose(inf.null_to_p(np.array([0, 5, 11]), np.arange(1, 11)), [0.9, 0.6, 0.1])

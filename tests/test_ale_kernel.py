@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from painmeta.ale import inhouse as ih
+from painmeta.ale import problem as ih
 from painmeta.ale.kernel import ale_kernel, fwhm_from_sample_size, sigma_voxels
 
 

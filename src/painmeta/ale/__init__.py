@@ -2,19 +2,28 @@
 
 Modules
 -------
+Layers, each importing only those above it in this list (ANALYSIS.md section 7):
+
 kernel
     Eickhoff 2009 sample-size kernel (FWHM, MA values), identical to NiMARE's.
+geometry
+    The MNI152 2 mm mask, mm <-> voxel.
+problem
+    Foci -> per-experiment MA maps and the ALE union.
+inference
+    Engine-neutral: analytic null, p/z, thresholds, cluster labelling and tables.
+results
+    :class:`ALEResult`, the engine-neutral result (imports no engine).
 inhouse
-    Independent engine (numpy/scipy/numba): MA, ALE, analytic null,
-    sparse parallel Monte Carlo cluster null.
+    Independent engine (numpy/numba): sparse parallel Monte Carlo cluster null.
 nimare_engine
     Typed wrapper around NiMARE's ``ALE`` / ``FWECorrector`` / diagnostics.
+contributions
+    Jackknife and focus counter for significant clusters.
 crosscheck
     Engine agreement table.
 models
     Models from the processed tables; running them; notebook tables.
-results
-    :class:`ALEResult`, the engine-neutral result.
 cli
     ``python -m painmeta ale``.
 

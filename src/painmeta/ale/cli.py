@@ -81,7 +81,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
 
 def _mask_check(foci_xyz: np.ndarray) -> int:
     """Number of foci whose voxel lies outside the MNI152 2 mm brain mask."""
-    from painmeta.ale.inhouse import load_mask
+    from painmeta.ale.geometry import load_mask
 
     geom = load_mask()
     ijk = geom.mm2vox(foci_xyz)

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from painmeta.ale import inhouse as ih
+from painmeta.ale.problem import make_problem
 from painmeta.ale import nimare_engine as ne
 from painmeta.ale.results import ALEResult
 
@@ -233,7 +234,7 @@ def crosscheck(
     nim_foci = pd.DataFrame({"experiment_id": coords["id"].map(id_map).to_numpy(),
                              "x": coords["x"].to_numpy(float), "y": coords["y"].to_numpy(float),
                              "z": coords["z"].to_numpy(float)})
-    problem = ih.make_problem(nim_foci, sample_sizes, experiment_order=ref.experiment_ids)
+    problem = make_problem(nim_foci, sample_sizes, experiment_order=ref.experiment_ids)
     same_ijk = bool(np.array_equal(problem.foci_ijk, coords[["i", "j", "k"]].to_numpy()))
     draws = ne.fwe_draws(seed, problem.n_foci, n_iters, problem.mask.n_voxels)
     test = ih.run_inhouse(nim_foci, sample_sizes, n_iters, seed, voxel_thresh, cluster_alpha, n_cores, name,

@@ -47,7 +47,7 @@ def descriptive_ale(foci: pd.DataFrame, sample_sizes: Mapping[str, float]) -> ni
     -------
     nibabel.Nifti1Image
     """
-    from painmeta.ale.inhouse import ale_map, make_problem
+    from painmeta.ale.problem import ale_map, make_problem
 
     problem = make_problem(foci, sample_sizes)
     return problem.mask.to_img(ale_map(problem), np.float32)

@@ -27,7 +27,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from painmeta.ale.results import CLUSTER_COLUMNS, ALEResult
+from painmeta.ale.inference import CLUSTER_COLUMNS
+from painmeta.ale.results import ALEResult
 from painmeta.errors import InputError
 
 ENGINES = ("nimare", "inhouse")

@@ -42,8 +42,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from painmeta.ale.inhouse import MaskGeometry, load_mask, make_problem
-from painmeta.ale.results import ALEResult, cluster_table
+from painmeta.ale.geometry import MaskGeometry, load_mask
+from painmeta.ale.inference import cluster_table
+from painmeta.ale.problem import make_problem
+from painmeta.ale.results import ALEResult
 from painmeta.errors import InputError
 
 #: NiMARE version the wrapper (and the bit-level cross-check) was written against.

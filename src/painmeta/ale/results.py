@@ -18,98 +18,10 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from painmeta.ale.inhouse import MaskGeometry, min_significant_size, significant
+from painmeta.ale.geometry import MaskGeometry
+from painmeta.ale.inference import min_significant_size
 
-#: Columns of every cluster table (empty tables keep them).
-CLUSTER_COLUMNS = [
-    "cluster_id",
-    "n_voxels",
-    "volume_mm3",
-    "mass",
-    "peak_ale",
-    "peak_x",
-    "peak_y",
-    "peak_z",
-    "center_x",
-    "center_y",
-    "center_z",
-    "p_fwe_size",
-    "p_fwe_mass",
-    "significant",
-]
 NULL_COLUMNS = ["max_ale", "max_cluster_size", "max_cluster_mass"]
-
-
-def cluster_table(
-    ale: np.ndarray,
-    labels: np.ndarray,
-    n_labels: int,
-    threshold: float,
-    mask: MaskGeometry,
-    p_size: np.ndarray,
-    p_mass: np.ndarray,
-    masses: np.ndarray,
-    alpha: float,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Describe supra-threshold clusters; renumber them by size (largest = 1).
-
-    Parameters
-    ----------
-    ale : numpy.ndarray
-        Masked ALE vector.
-    labels : numpy.ndarray
-        3-D labels 1..n_labels from the engine's own labelling.
-    p_size, p_mass, masses : numpy.ndarray
-        Per label (index 0 = label 1): FWE p by size, by mass, and mass.
-    alpha : float
-        Cluster-level FWE alpha; ``significant`` is ``p_fwe_size < alpha``
-        (see :func:`painmeta.ale.inhouse.significant`).
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        One row per cluster (columns :data:`CLUSTER_COLUMNS`), ties in size
-        broken by peak ALE.
-    relabelled : numpy.ndarray
-        Labels renumbered to match ``cluster_id``.
-    """
-    vol = mask.unmask(np.asarray(ale, dtype=np.float32))
-    rows = []
-    for lab in range(1, n_labels + 1):
-        ijk = np.argwhere(labels == lab)  # C order
-        vals = vol[tuple(ijk.T)]
-        top = int(np.argmax(vals))
-        peak_xyz = mask.vox2mm(ijk[top])[0]
-        centre = mask.vox2mm(ijk).mean(axis=0)
-        rows.append(
-            {
-                "label": lab,
-                "n_voxels": int(len(ijk)),
-                "volume_mm3": float(len(ijk) * mask.voxel_volume_mm3),
-                "mass": float(masses[lab - 1]),
-                "peak_ale": float(vals[top]),
-                "peak_x": float(peak_xyz[0]),
-                "peak_y": float(peak_xyz[1]),
-                "peak_z": float(peak_xyz[2]),
-                "center_x": float(centre[0]),
-                "center_y": float(centre[1]),
-                "center_z": float(centre[2]),
-                "p_fwe_size": float(p_size[lab - 1]),
-                "p_fwe_mass": float(p_mass[lab - 1]),
-                "significant": bool(significant(p_size[lab - 1], alpha)),
-            }
-        )
-    relabelled = np.zeros(labels.shape, dtype=np.int32)
-    if not rows:
-        return pd.DataFrame(columns=CLUSTER_COLUMNS), relabelled
-    table = pd.DataFrame(rows).sort_values(
-        ["n_voxels", "peak_ale", "peak_x", "peak_y", "peak_z"], ascending=[False, False, True, True, True]
-    )
-    table.insert(0, "cluster_id", np.arange(1, len(table) + 1))
-    for new, old in zip(table["cluster_id"], table["label"]):
-        relabelled[labels == old] = new
-    table = table.drop(columns="label").reset_index(drop=True)
-    return table[CLUSTER_COLUMNS], relabelled
 
 
 def versions() -> dict[str, str]:
