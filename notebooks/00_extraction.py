@@ -79,9 +79,9 @@ show_table(ext.foci, columns=cols, empty="No focus in this dataset.",
 # ## Coordinate QA
 # Every peak is looked up in NiMARE's MNI152 2 mm mask and in the AAL, Harvard-Oxford and Talairach Brodmann atlases
 # that ship inside installed wheels. Flags inform; they never change a coordinate.
-# Checks: `outside_brain` (error, > 10 mm outside the mask), `outside_mask_edge` (warning, within 10 mm),
-# `hemisphere_sign` (reported side disagrees with the sign of x), `label_far_from_atlas` (reported label's atlas region
-# > 10 mm away: warning; > 25 mm: error), `brodmann_far_from_atlas` (warning).
+# Checks: `outside_brain` (error, more than 10 mm outside the mask), `outside_mask_edge` (warning, within 10 mm),
+# `hemisphere_sign` (reported side disagrees with the sign of x), `label_far_from_atlas` (the reported label's atlas
+# region lies more than 10 mm away: warning; more than 25 mm: error), `brodmann_far_from_atlas` (warning).
 
 # %%
 if len(ext.qa_flags):

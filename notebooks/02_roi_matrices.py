@@ -40,7 +40,7 @@ from painmeta.notebooks import setup_notebook
 from painmeta.paths import project_root
 from painmeta.plotting import publish
 
-setup_notebook(max_colwidth=90)
+setup_notebook()
 
 
 def show(df, empty="Nothing to show.", **kwargs):

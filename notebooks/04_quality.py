@@ -36,7 +36,7 @@ from painmeta.config import load_config
 from painmeta.extraction import extract
 from painmeta.plotting import publish
 
-setup_notebook(160)
+setup_notebook()
 config, paths = load_config(dataset, config_overrides or None)
 out = paths.stage("quality")
 rob_file = paths.raw / "robins_i.csv"

@@ -55,10 +55,12 @@ def test_table_has_no_index_human_headers_and_no_raw_floats():
     assert 'class="row_heading' not in out and "index_name" not in out  # no index column
 
 
-def test_informative_index_becomes_a_column():
+def test_named_index_becomes_a_column_unnamed_index_is_dropped():
     wide = pd.DataFrame({"D1": ["low"]}, index=pd.Index(["S1"], name="study_id"))
     out = table_html(wide)
     assert _cells(out)[:2] == ["Study", "D1"] and "S1" in out
+    stacked = pd.concat([pd.DataFrame({"a": [1, 2]}), pd.DataFrame({"a": [3]})])  # index 0, 1, 0
+    assert _cells(table_html(stacked)) == ["A", "1", "2", "3"]
 
 
 def test_everything_from_data_is_escaped():

@@ -107,14 +107,19 @@ HEADERS: dict[str, str] = {
 TABLE_CSS = """
 .pm-table-wrap { overflow-x: auto; max-width: 100%; margin: .4em 0 1em 0; }
 .pm-table-wrap.pm-scroll { max-height: 36em; overflow-y: auto; border: 1px solid #e4e4e4; }
-table.pm-table { border-collapse: collapse; font-size: 13px; line-height: 1.35; }
-table.pm-table caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0; color: #333; }
-table.pm-table th { background: #f3f3f3; text-align: left; vertical-align: bottom; padding: 4px 8px;
-                    border-bottom: 1px solid #bbb; position: sticky; top: 0; z-index: 1; }
-table.pm-table td { padding: 3px 8px; border-bottom: 1px solid #eee; vertical-align: top; text-align: left;
-                    max-width: 42em; white-space: normal; overflow-wrap: anywhere; }
-table.pm-table td.pm-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.pm-table tbody tr:nth-child(even) td { background: #fafafa; }
+.pm-table-wrap table.pm-table { border-collapse: collapse; font-size: 13px; line-height: 1.35; table-layout: auto;
+                                margin: 0; width: auto; }
+.pm-table-wrap table.pm-table caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0;
+                                        color: #333; }
+.pm-table-wrap table.pm-table th { background: #f3f3f3; text-align: left; vertical-align: bottom; padding: 4px 8px;
+                                   border-bottom: 1px solid #bbb; position: sticky; top: 0; z-index: 1;
+                                   white-space: normal; min-width: 3em; }
+.pm-table-wrap table.pm-table td { padding: 3px 8px; border-bottom: 1px solid #eee; vertical-align: top;
+                                   text-align: left; max-width: 36em; min-width: 3em; white-space: normal;
+                                   overflow-wrap: break-word; }
+.pm-table-wrap table.pm-table td.pm-num { text-align: right; font-variant-numeric: tabular-nums;
+                                          white-space: nowrap; min-width: 0; }
+.pm-table-wrap table.pm-table tbody tr:nth-child(even) td { background: #fafafa; }
 .pm-note { color: #555; font-size: 12px; margin: -.6em 0 1em 0; }
 """
 
@@ -222,8 +227,8 @@ def _prepare(df: pd.DataFrame, columns: Sequence[Any] | None, headers: Mapping[A
              formats: Mapping[Any, Formatter] | None, missing: str) -> tuple[pd.DataFrame, pd.DataFrame, list[bool]]:
     """Return (original values, display strings, numeric flags), index folded into columns."""
     data = df
-    if not isinstance(data.index, pd.RangeIndex) or any(n is not None for n in data.index.names):
-        data = data.reset_index()  # an informative index becomes ordinary columns: no index column shown
+    if any(n is not None for n in data.index.names):
+        data = data.reset_index()  # a named index becomes ordinary columns: no index column is ever shown
     if columns is not None:
         unknown = [c for c in columns if c not in data.columns]
         if unknown:
@@ -334,8 +339,8 @@ def show_table(df: pd.DataFrame, columns: Sequence[Any] | None = None, headers: 
     Parameters
     ----------
     df : pandas.DataFrame
-        The table. A named or non-default index is shown as ordinary columns;
-        no index column is ever shown.
+        The table. A named index is shown as ordinary column(s); an unnamed
+        index (row numbers, a concatenation's repeated labels) is not shown.
     columns : sequence, optional
         Columns to show, in order (default: all). Unknown names raise ``KeyError``.
     headers : mapping, optional

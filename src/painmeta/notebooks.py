@@ -73,7 +73,7 @@ def papermill_kernel() -> Iterator[dict]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def setup_notebook(max_colwidth: int = 120) -> None:
+def setup_notebook(max_colwidth: int | None = None) -> None:
     """Quiet, readable defaults for stage notebooks (called in each notebook's first code cell).
 
     Silences library chatter that would flood the rendered report (NiMARE's
@@ -82,8 +82,9 @@ def setup_notebook(max_colwidth: int = 120) -> None:
 
     Parameters
     ----------
-    max_colwidth : int
-        pandas ``display.max_colwidth``.
+    max_colwidth : int or None
+        pandas ``display.max_colwidth`` for tables shown without
+        :mod:`painmeta.display` (default None: text is never cut short).
     """
     import logging
     import warnings
