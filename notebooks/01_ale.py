@@ -119,7 +119,7 @@ for name in ran:
     res = analysis.results[engine][name]
     cl = res.clusters
     show_markdown(f"**{literal(name)}** — cluster-forming ALE {res.ale_threshold:.5f}; minimum significant cluster "
-                     f"{res.cluster_size_threshold} voxels"))
+                  f"{res.cluster_size_threshold} voxels")
     display(cl) if len(cl) else show_markdown("No cluster survived cluster-level FWE correction.")
     res.save(out / name)
 

@@ -115,7 +115,7 @@ TABLE_CSS = """
                                    border-bottom: 1px solid #bbb; position: sticky; top: 0; z-index: 1;
                                    white-space: normal; min-width: 3em; }
 .pm-table-wrap table.pm-table td { padding: 3px 8px; border-bottom: 1px solid #eee; vertical-align: top;
-                                   text-align: left; max-width: 36em; min-width: 3em; white-space: normal;
+                                   text-align: left; max-width: 44em; min-width: 5em; white-space: normal;
                                    overflow-wrap: break-word; }
 .pm-table-wrap table.pm-table td.pm-num { text-align: right; font-variant-numeric: tabular-nums;
                                           white-space: nowrap; min-width: 0; }

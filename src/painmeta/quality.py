@@ -3,8 +3,8 @@
 Input is ``data/raw/<dataset>/robins_i.csv`` in long format, one row per
 study and domain::
 
-    study_id,domain,judgement,source,note
-    Boland2014,D2,low,"Diagnostics 2026;16(11):1619, section 3.5",...
+    study_id,domain,judgement,source,note,evidence
+    StudyA2020,D2,low,"Review 2024, section 3.5","review text: low across studies",inferred
 
 ``domain`` is one of ``D1`` ... ``D7`` or ``overall``; ``judgement`` is one of
 :data:`JUDGEMENTS`. ``not_extracted`` marks a judgement the source made but did
@@ -246,7 +246,7 @@ def validate_robins_i(df: pd.DataFrame, file: str | Path = "robins_i.csv") -> pd
         raw = df.iloc[i]
         if not row.study_id:
             problems.append(_format(file, line, "study_id", "empty study id; write the study's id "
-                                    "(e.g. Boland2014) as used in studies.csv"))
+                                    "(e.g. StudyA2020) as used in studies.csv"))
         if row.domain not in DOMAINS:
             problems.append(_format(file, line, "domain",
                                     f"unknown domain; use one of {', '.join(DOMAINS)}",
