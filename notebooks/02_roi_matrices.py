@@ -131,7 +131,8 @@ show(result.disagreements, "No disagreement between the lookup and the atlas"
 
 # %%
 show(result.experiment.display(), "The experiment-level matrix is empty.")
-written.update({p.name: p for p in publish(roi.plot_matrix(result.experiment, config), fig_dir / "roi_matrix_experiment")})
+if result.experiment.n:  # an empty matrix is said in one line above, not drawn
+    written.update({p.name: p for p in publish(roi.plot_matrix(result.experiment, config), fig_dir / "roi_matrix_experiment")})
 
 # %% [markdown]
 # ### Not assessable
@@ -150,7 +151,8 @@ show(result.not_assessable[["level", "id", "label", "status", "reason"]], "Every
 
 # %%
 show(result.study.display(), "The study-level matrix is empty.")
-written.update({p.name: p for p in publish(roi.plot_matrix(result.study, config), fig_dir / "roi_matrix_study")})
+if result.study.n:  # an empty matrix is said in one line above, not drawn
+    written.update({p.name: p for p in publish(roi.plot_matrix(result.study, config), fig_dir / "roi_matrix_study")})
 
 # %% [markdown]
 # ## Counts for the proportion meta-analysis

@@ -93,6 +93,8 @@ for level, la in analyses.items():
 for level, la in analyses.items():
     if la.overall is not None:
         show_table(la.overall.to_frame(), formats=P3, headers=HEADERS, caption=f"{level.capitalize()} level")
+if all(la.overall is None for la in analyses.values()):
+    show_markdown("No per-network rows: nothing was pooled (see above).")
 
 # %% [markdown]
 # ## The engine on the counts the reported numbers imply

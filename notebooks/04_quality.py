@@ -63,11 +63,10 @@ else:
     rob = None
     show_markdown(f"No `robins_i.csv` in dataset {literal(dataset)}: risk of bias is not part of it.")
 
-# %% [markdown]
-# Summary bars: share of studies per judgement and domain, unweighted and weighted by the number of patients.
-
 # %%
 if rob is not None:
+    show_markdown("Summary bars: share of studies per judgement and domain, unweighted and weighted by the number "
+                  "of patients.")
     show_table(quality.summary_table(rob, by_evidence=True).loc[
                    :, lambda t: t.columns[(t > 0).any()]].rename(index=quality.DOMAIN_NAMES),
                formats={c: "{:.0f}%" for c in [*quality.JUDGEMENTS, *(f"{j}_inferred" for j in quality.JUDGEMENTS)]},
