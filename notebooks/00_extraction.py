@@ -72,8 +72,9 @@ show_table(ext.experiments, columns=cols, empty="No experiment in this dataset."
 # %%
 cols = ["focus_id", "experiment_id", "x", "y", "z", "space_reported", "x_reported", "y_reported", "z_reported",
         "transform", "label", "hemisphere", "stat_type", "stat_value", "evidence"]
-show_table(ext.foci, columns=cols, empty="No focus in this dataset.",
-           note="All foci are also in data/processed/<dataset>/foci_mni.csv.")
+# Up to 1,000 peaks on the page (a database dataset has tens of thousands); the note names the file with all of them.
+show_table(ext.foci, columns=cols, empty="No focus in this dataset.", max_rows=1000,
+           full_table=f"data/processed/{dataset}/foci_mni.csv")
 
 # %% [markdown]
 # ## Coordinate QA
@@ -87,17 +88,19 @@ show_table(ext.foci, columns=cols, empty="No focus in this dataset.",
 if len(ext.qa_flags):
     summary = ext.qa_flags.groupby(["check", "severity"]).size().rename("n").reset_index()
     show_table(summary, headers={"n": "Flags (n)"})
-    show_table(ext.qa_flags, columns=["focus_id", "check", "severity", "message"])
+    show_table(ext.qa_flags, columns=["focus_id", "check", "severity", "message"], max_rows=1000,
+               full_table=f"data/processed/{dataset}/qa_flags.csv")
 elif len(ext.foci):
     show_markdown("No QA flag: every peak lies in the brain mask and agrees with its reported side and label.")
 else:
     show_markdown("No peak to check: this dataset has no coordinates.")
 
 # %% [markdown]
-# The atlas lookup of every peak (all rows; also in `qa_lookup.csv`):
+# The atlas lookup of every peak (also in `qa_lookup.csv`):
 
 # %%
-show_table(ext.qa_lookup, empty="No peak was looked up.")
+show_table(ext.qa_lookup, empty="No peak was looked up.", max_rows=1000,
+           full_table=f"data/processed/{dataset}/qa_lookup.csv")
 
 # %%
 if len(ext.foci):

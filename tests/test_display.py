@@ -119,3 +119,13 @@ def test_literal_keeps_data_literal_inside_markdown():
     assert "<em>" not in out and "<a " not in out and "<b>" not in out
     assert "a*b* [l](http://x) &lt;b&gt;" in out
     assert literal(None) == display.MISSING
+
+
+def test_max_rows_cuts_only_with_a_note_naming_the_full_table():
+    df = pd.DataFrame({"i": range(1000)})
+    with pytest.raises(ValueError, match="full_table"):
+        table_html(df, max_rows=10)
+    out = table_html(df, max_rows=10, full_table="foci_mni.csv")
+    assert len(re.findall(r"<tr>", out)) == 11
+    assert "First 10 of 1000 rows shown; all 1000 are in foci_mni.csv." in out
+    assert "First" not in table_html(df.head(5), max_rows=10, full_table="x.csv")

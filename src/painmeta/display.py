@@ -8,7 +8,8 @@ from data reaches a page as markup:
   column, human headers, numbers formatted for people (no
   ``0.00039999999999995595``, no ``NaN``/``<NA>``/``None``), every row shown
   (long tables scroll inside their box, wide tables scroll sideways; nothing is
-  silently cut), and every cell, header and caption HTML-escaped.
+  silently cut: a table cut with ``max_rows`` says so and names the file holding
+  every row), and every cell, header and caption HTML-escaped.
 - :func:`show_markdown` / :func:`markdown_html` — Markdown rendered by
   markdown-it-py with raw HTML disabled (``<script>`` in a study label shows as
   text) and images disabled (a page must open offline).
@@ -305,7 +306,8 @@ def _safe_colour(value: str) -> str:
 def table_html(df: pd.DataFrame, columns: Sequence[Any] | None = None, headers: Mapping[Any, str] | None = None,
                formats: Mapping[Any, Formatter] | None = None, caption: str | None = None,
                colours: Mapping[Any, Mapping[Any, str]] | None = None, missing: str = MISSING,
-               empty: str = "Nothing to show.", note: str | None = None) -> str:
+               empty: str = "Nothing to show.", note: str | None = None, max_rows: int | None = None,
+               full_table: str | None = None) -> str:
     """HTML of a table for people; see :func:`show_table` for the parameters.
 
     Returns
@@ -317,12 +319,20 @@ def table_html(df: pd.DataFrame, columns: Sequence[Any] | None = None, headers: 
     """
     if df is None or len(df) == 0:
         return f'<p class="pm-empty"><em>{html.escape(empty)}</em></p>'
-    body = style_table(df, columns, headers, formats, caption, colours, missing).to_html()
-    long = len(df) > _SCROLL_ROWS
+    n_rows = len(df)
+    shown = df
+    if max_rows is not None and n_rows > max_rows:
+        if not full_table:
+            raise ValueError("max_rows cuts the table: say where the whole table is (full_table='file.csv')")
+        shown = df.iloc[:max_rows]
+    body = style_table(shown, columns, headers, formats, caption, colours, missing).to_html()
+    long = len(shown) > _SCROLL_ROWS
     out = f'<div class="pm-table-wrap{" pm-scroll" if long else ""}">{body}</div>'
     notes = []
-    if long:
-        notes.append(f"{len(df)} rows: scroll inside the table to see them all.")
+    if len(shown) < n_rows:
+        notes.append(f"First {len(shown)} of {n_rows} rows shown; all {n_rows} are in {full_table}.")
+    elif long:
+        notes.append(f"{n_rows} rows: scroll inside the table to see them all.")
     if note:
         notes.append(str(note))
     if notes:
@@ -333,7 +343,8 @@ def table_html(df: pd.DataFrame, columns: Sequence[Any] | None = None, headers: 
 def show_table(df: pd.DataFrame, columns: Sequence[Any] | None = None, headers: Mapping[Any, str] | None = None,
                formats: Mapping[Any, Formatter] | None = None, caption: str | None = None,
                colours: Mapping[Any, Mapping[Any, str]] | None = None, missing: str = MISSING,
-               empty: str = "Nothing to show.", note: str | None = None) -> None:
+               empty: str = "Nothing to show.", note: str | None = None, max_rows: int | None = None,
+               full_table: str | None = None) -> None:
     """Display a table for people in a notebook (and so on its report page).
 
     Parameters
@@ -359,10 +370,18 @@ def show_table(df: pd.DataFrame, columns: Sequence[Any] | None = None, headers: 
         Sentence shown instead of a table with no rows.
     note : str, optional
         A line under the table (escaped).
+    max_rows : int, optional
+        Show only the first ``max_rows`` rows of a very long table (thousands of
+        foci). Never silent: ``full_table`` (required then) names where every row
+        is, and a note under the table says how many rows are shown of how many.
+        Default: every row (long tables scroll inside their box).
+    full_table : str, optional
+        Where the whole table is (e.g. ``data/processed/<dataset>/foci_mni.csv``).
     """
     from IPython.display import HTML, display
 
-    display(HTML(table_html(df, columns, headers, formats, caption, colours, missing, empty, note)))
+    display(HTML(table_html(df, columns, headers, formats, caption, colours, missing, empty, note, max_rows,
+                            full_table)))
 
 
 # --------------------------------------------------------------------------- markdown
