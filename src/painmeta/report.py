@@ -168,7 +168,9 @@ def params_table(config: DatasetConfig, params: dict[str, dict[str, Any]]) -> pd
         diffs += [f"{k}: (absent) → {_compact(v)}" for k, v in sorted(effective.items()) if k not in base]
         rows.append({
             "stage": stage,
-            "parameters": _compact({k: v for k, v in (p.get("parameters") or {}).items() if k != "dataset"}),
+            # "passed" (what the build passed) when run_stage records it, else every parameter used.
+            "parameters": _compact({k: v for k, v in (p.get("passed", p.get("parameters")) or {}).items()
+                                    if k != "dataset"}),
             "config_overrides": _compact(p.get("config_overrides")),
             "overridden": bool(p.get("overridden")),
             "differs_from_dataset_yaml": "; ".join(diffs) or "nothing",
@@ -393,8 +395,9 @@ def build_badges(params: dict[str, dict[str, Any]]) -> str:
     out = []
     if overridden:
         out.append(f'<p class="pm-badge pm-warn"><b>Overridden build.</b> {html.escape(", ".join(overridden))} '
-                   "ran with parameters that differ from dataset.yaml; the values are listed under Build "
-                   "information. Rebuild without overrides for the dataset's own results.</p>")
+                   "ran with parameters other than the defaults (dataset.yaml and the notebooks' parameters); the "
+                   "values are listed under Build information. Rebuild without overrides for the dataset's own "
+                   "results.</p>")
     if quick:
         out.append(f'<p class="pm-badge pm-warn"><b>Quick build.</b> {html.escape(", ".join(quick))} ran in quick '
                    "mode (few Monte Carlo iterations): fine for checking the pipeline, not for reporting.</p>")
