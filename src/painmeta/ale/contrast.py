@@ -59,6 +59,19 @@ DEFAULT_VOXEL_THRESH = 0.001
 DEFAULT_MIN_CLUSTER_MM3 = 200.0
 #: Permutations per vectorised batch (memory: 2 x batch x union voxels x 8 bytes).
 PERM_BATCH = 16
+#: Arithmetic of the in-house subtraction.
+#:
+#: ``"nimare"``: NiMARE 0.22.1's, bit for bit (observed set ALEs stored in
+#: float32, permuted ones in float64, permuted sets summed in permutation
+#: order). Exact ties between a permuted and the observed difference - every
+#: permutation that keeps a voxel's contributing experiments on the same sides,
+#: e.g. half of all permutations at a voxel reached by one experiment - are
+#: then broken by float rounding, one way or the other, so such a voxel can get
+#: the smallest attainable p however small its difference. ``"exact"``:
+#: observed and permuted differences both in float64, every set summed in
+#: ascending experiment order, so those ties stay ties (p counts them on both
+#: tails, as the definition of the permutation p-value does).
+ARITHMETIC = ("nimare", "exact")
 #: Columns of the contrast cluster table.
 CONTRAST_COLUMNS = [
     "analysis",
@@ -245,6 +258,31 @@ def _perm_log_sums(perms, n_a, ptr, local, logv, out1, out2, tmp):  # pragma: no
                 out[v] += tb[v]
 
 
+@njit(cache=True, parallel=True)
+def _perm_log_sums_canonical(perms, n_a, ptr, local, logv, out1, out2):  # pragma: no cover - numba
+    """Log-sums of permuted sets 1 and 2, each summed in ascending experiment order.
+
+    A fixed (canonical) order means that a permuted set with the same
+    experiments on a voxel's support as the observed set gives bit-identical
+    sums, so exact ties stay ties (``arithmetic="exact"``).
+    """
+    n_perm, n_total = perms.shape
+    n_u = out1.shape[1]
+    for pb in prange(n_perm):
+        member = np.zeros(n_total, dtype=np.bool_)
+        for t in range(n_a):
+            member[perms[pb, t]] = True
+        o1 = out1[pb]
+        o2 = out2[pb]
+        for v in range(n_u):
+            o1[v] = 0.0
+            o2[v] = 0.0
+        for r in range(n_total):
+            o = o1 if member[r] else o2
+            for q in range(ptr[r], ptr[r + 1]):
+                o[local[q]] += logv[q]
+
+
 @dataclass(eq=False)
 class PermutationNull:
     """Tail counts and voxel-level FWE null of a subtraction, over the union voxels."""
@@ -262,6 +300,7 @@ def permutation_null(
     batch: int = PERM_BATCH,
     progress: bool = False,
     n_threads: int | None = None,
+    arithmetic: str = "nimare",
 ) -> PermutationNull:
     """Run the label-permutation null on given permutations (rows of ``perms``).
 
@@ -273,19 +312,23 @@ def permutation_null(
     perms : numpy.ndarray
         ``(n_iters, n_total)`` permutations; the first ``n_a`` entries of a row
         form permuted set 1.
+    arithmetic : {"nimare", "exact"}
+        Summation order of a permuted set (see :data:`ARITHMETIC`).
     """
+    if arithmetic not in ARITHMETIC:
+        raise ValueError(f"arithmetic must be one of {sorted(ARITHMETIC)}")
     perms = np.ascontiguousarray(perms, dtype=np.int64)
     if perms.ndim != 2 or perms.shape[1] != cp.n_total:
         raise ValueError(f"perms must be (n_iters, {cp.n_total})")
     n = perms.shape[0]
     n_u = len(cp.union)
-    obs = diff_union.astype(np.float64)  # NiMARE compares float64 with float32 promoted
+    obs = np.asarray(diff_union).astype(np.float64)  # NiMARE compares float64 with float32 promoted
     upper = np.zeros(n_u, dtype=np.int64)
     lower = np.zeros(n_u, dtype=np.int64)
     abs_max = np.zeros(n, dtype=np.float32)
     out1 = np.empty((batch, n_u))
     out2 = np.empty((batch, n_u))
-    tmp = np.empty((2 * batch, n_u))
+    tmp = np.empty((2 * batch, n_u)) if arithmetic == "nimare" else None
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -294,7 +337,7 @@ def permutation_null(
     prev = numba.get_num_threads()
     numba.set_num_threads(max(1, min(int(n_threads or prev), numba.config.NUMBA_NUM_THREADS)))
     try:
-        _permutation_loop(cp, perms, obs, upper, lower, abs_max, out1, out2, tmp, batch, bar)
+        _permutation_loop(cp, perms, obs, upper, lower, abs_max, out1, out2, tmp, batch, bar, arithmetic)
     finally:
         numba.set_num_threads(prev)
     if bar is not None:
@@ -302,14 +345,17 @@ def permutation_null(
     return PermutationNull(upper, lower, abs_max, n)
 
 
-def _permutation_loop(cp, perms, obs, upper, lower, abs_max, out1, out2, tmp, batch, bar) -> None:
+def _permutation_loop(cp, perms, obs, upper, lower, abs_max, out1, out2, tmp, batch, bar, arithmetic) -> None:
     n = perms.shape[0]
     n_u = obs.shape[0]
     for lo in range(0, n, batch):
         hi = min(n, lo + batch)
         m = hi - lo
         a1, a2 = out1[:m], out2[:m]
-        _perm_log_sums(perms[lo:hi], cp.n_a, cp.ptr, cp.local, cp.logv, a1, a2, tmp)
+        if arithmetic == "nimare":
+            _perm_log_sums(perms[lo:hi], cp.n_a, cp.ptr, cp.local, cp.logv, a1, a2, tmp)
+        else:
+            _perm_log_sums_canonical(perms[lo:hi], cp.n_a, cp.ptr, cp.local, cp.logv, a1, a2)
         # numpy's exp, as NiMARE's, so the in-house map is bit-identical on NiMARE's
         # permutations; (1 - exp(s1)) - (1 - exp(s2)) computed in place, same operations
         np.exp(a1, out=a1)
@@ -482,8 +528,13 @@ def subtraction_inhouse(
     perms: np.ndarray | None = None,
     progress: bool = False,
     n_threads: int | None = None,
+    arithmetic: str = "exact",
 ) -> SubtractionResult:
     """In-house label-permutation subtraction (A - B).
+
+    ``arithmetic="nimare"`` reproduces NiMARE 0.22.1 bit for bit on its
+    permutations, including its tie-breaking by rounding; ``"exact"`` (default)
+    keeps exact ties (:data:`ARITHMETIC`).
 
     Give ``n_iters`` and ``seed`` (in-house stream, :func:`inhouse_permutations`)
     or explicit ``perms`` (e.g. :func:`nimare_permutations` for the exact
@@ -497,7 +548,15 @@ def subtraction_inhouse(
     ale_a = group_ale(cp, range(cp.n_a))
     ale_b = group_ale(cp, range(cp.n_a, cp.n_total))
     diff = (ale_a - ale_b).astype(np.float32)
-    null = permutation_null(cp, diff[cp.union], perms, progress=progress, n_threads=n_threads)
+    if arithmetic == "exact":
+        obs1 = np.empty((1, len(cp.union)))
+        obs2 = np.empty((1, len(cp.union)))
+        _perm_log_sums_canonical(np.arange(cp.n_total, dtype=np.int64)[None, :], cp.n_a, cp.ptr, cp.local,
+                                 cp.logv, obs1, obs2)
+        obs_diff = (1.0 - np.exp(obs1[0])) - (1.0 - np.exp(obs2[0]))
+    else:
+        obs_diff = diff[cp.union]
+    null = permutation_null(cp, obs_diff, perms, progress=progress, n_threads=n_threads, arithmetic=arithmetic)
     n = null.n_iters
     p = np.full(cp.mask.n_voxels, np.float32(1.0 - 1.0 / n), dtype=np.float32)
     z = np.zeros(cp.mask.n_voxels, dtype=np.float64)
@@ -506,7 +565,7 @@ def subtraction_inhouse(
     z[cp.union] = zu
     ids = cp.problem.experiment_ids
     return SubtractionResult(
-        "inhouse", [e[2:] for e in ids[: cp.n_a]], [e[2:] for e in ids[cp.n_a:]], cp.mask,
+        "inhouse" if arithmetic == "exact" else "inhouse-nimare-arithmetic", [e[2:] for e in ids[: cp.n_a]], [e[2:] for e in ids[cp.n_a:]], cp.mask,
         ale_a, ale_b, diff, p, z, null.abs_max, n, seed, {"subtraction": time.perf_counter() - t0},
     )
 
@@ -669,6 +728,7 @@ def run_contrast(
     cluster_alpha: float = 0.05,
     n_cores: int = 1,
     progress: bool = False,
+    arithmetic: str = "exact",
 ) -> ContrastResult:
     """Subtraction A - B, both sets' own ALE (cluster-level FWE) and their conjunction.
 
@@ -689,6 +749,8 @@ def run_contrast(
     group_voxel_thresh, cluster_alpha : float
         Cluster-forming p and cluster-level FWE alpha of each set's ALE
         (these thresholded maps make the conjunction).
+    arithmetic : {"exact", "nimare"}
+        In-house engine only (:data:`ARITHMETIC`).
     """
     from painmeta.ale.inhouse import run_inhouse
 
@@ -699,7 +761,8 @@ def run_contrast(
     order_b = sorted(set(map(str, foci_b["experiment_id"])))
     if engine == "inhouse":
         cp = make_contrast_problem(foci_a, sizes_a, foci_b, sizes_b, order_a, order_b)
-        sub = subtraction_inhouse(cp, n_iters=n_iters, seed=seed, progress=progress, n_threads=n_cores)
+        sub = subtraction_inhouse(cp, n_iters=n_iters, seed=seed, progress=progress, n_threads=n_cores,
+                                  arithmetic=arithmetic)
     else:
         sub = subtraction_nimare(foci_a, sizes_a, foci_b, sizes_b, n_iters, seed, n_cores, order_a, order_b)
     t1 = time.perf_counter()
