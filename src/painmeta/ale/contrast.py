@@ -729,6 +729,7 @@ def run_contrast(
     n_cores: int = 1,
     progress: bool = False,
     arithmetic: str = "exact",
+    group_results: Sequence[Any] | None = None,
 ) -> ContrastResult:
     """Subtraction A - B, both sets' own ALE (cluster-level FWE) and their conjunction.
 
@@ -751,6 +752,9 @@ def run_contrast(
         (these thresholded maps make the conjunction).
     arithmetic : {"exact", "nimare"}
         In-house engine only (:data:`ARITHMETIC`).
+    group_results : (ALEResult, ALEResult), optional
+        Both sets' own ALE results when already computed (e.g. a dataset's
+        models); otherwise they are run here.
     """
     from painmeta.ale.inhouse import run_inhouse
 
@@ -767,8 +771,8 @@ def run_contrast(
         sub = subtraction_nimare(foci_a, sizes_a, foci_b, sizes_b, n_iters, seed, n_cores, order_a, order_b)
     t1 = time.perf_counter()
     g_iters = int(group_n_iters or n_iters)
-    groups = []
-    for foci, sizes, label in ((foci_a, sizes_a, label_a), (foci_b, sizes_b, label_b)):
+    groups = list(group_results) if group_results is not None else []
+    for foci, sizes, label in ((foci_a, sizes_a, label_a), (foci_b, sizes_b, label_b)) if not groups else ():
         kw = dict(n_iters=g_iters, seed=int(seed), voxel_thresh=group_voxel_thresh, cluster_alpha=cluster_alpha,
                   name=label, contributions=False)
         if engine == "inhouse":
@@ -799,8 +803,135 @@ def run_contrast(
                           voxel_thresh, min_cluster_mm3, cluster_alpha, timings, notes)
 
 
+def run_dataset_contrasts(
+    models: Sequence[Any],
+    ale_config: Any,
+    group_results: Mapping[str, Any],
+    engine: str = "nimare",
+    seed: int = 0,
+    n_cores: int = 1,
+    n_iters: int | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, ContrastResult], pd.DataFrame]:
+    """Run every contrast a dataset's config declares (``ale.contrasts``).
+
+    Parameters
+    ----------
+    models : sequence of ALEModel
+        The dataset's models (skipped ones carry their reason).
+    ale_config : ALEConfig
+    group_results : mapping
+        Model name -> ALEResult already computed with ``engine``.
+    n_iters : int, optional
+        Override every contrast's permutations (quick runs).
+
+    Returns
+    -------
+    results : dict
+        Contrast name -> :class:`ContrastResult` for the contrasts that ran.
+    table : pandas.DataFrame
+        One row per declared contrast: status, reason, cluster counts.
+    """
+    by_name = {m.name: m for m in models}
+    rows, out = [], {}
+    contrasts = getattr(ale_config, "contrasts", {}) or {}
+    for name, c in contrasts.items():
+        row = {"contrast": name, "a": c.a, "b": c.b, "description": c.description, "status": "skipped",
+               "reason": "", "n_iters": int(n_iters or c.n_iters), "n_clusters_a_gt_b": None,
+               "n_clusters_b_gt_a": None, "n_clusters_conjunction": None}
+        missing = [s for s in (c.a, c.b) if s not in group_results]
+        if missing:
+            reasons = [f"model '{s}' was not run" + (f" ({by_name[s].reason})" if s in by_name and
+                                                     getattr(by_name[s], "reason", "") else "") for s in missing]
+            row["reason"] = "; ".join(reasons)
+            rows.append(row)
+            continue
+        ma, mb = by_name[c.a], by_name[c.b]
+        res = run_contrast(
+            ma.foci, ma.sample_sizes, mb.foci, mb.sample_sizes, n_iters=int(n_iters or c.n_iters), seed=seed,
+            engine=engine, name=name, label_a=c.a, label_b=c.b, voxel_thresh=c.voxel_thresh,
+            min_cluster_mm3=c.min_cluster_mm3, n_cores=n_cores, progress=progress,
+            group_results=(group_results[c.a], group_results[c.b]),
+        )
+        shared = sorted(set(ma.sample_sizes) & set(mb.sample_sizes))
+        if shared:
+            res.notes.append(f"{len(shared)} experiment(s) in both models ({', '.join(shared[:5])}"
+                             f"{'...' if len(shared) > 5 else ''}): the sets are not independent")
+        s = res.summary()
+        row.update(status="run", n_clusters_a_gt_b=s["n_clusters_a_gt_b"], n_clusters_b_gt_a=s["n_clusters_b_gt_a"],
+                   n_clusters_conjunction=s["n_clusters_conjunction"], reason="; ".join(res.notes))
+        rows.append(row)
+        out[name] = res
+    return out, pd.DataFrame(rows, columns=["contrast", "a", "b", "description", "status", "reason", "n_iters",
+                                            "n_clusters_a_gt_b", "n_clusters_b_gt_a", "n_clusters_conjunction"])
+
+
+#: Columns of the subtraction cross-check table.
+CROSSCHECK_COLUMNS = ["contrast", "check", "nimare", "inhouse", "difference", "tolerance", "passed", "why"]
+
+
+def crosscheck_subtraction(
+    foci_a: pd.DataFrame,
+    sizes_a: Mapping[str, float],
+    foci_b: pd.DataFrame,
+    sizes_b: Mapping[str, float],
+    n_iters: int,
+    seed: int,
+    name: str = "contrast",
+    voxel_thresh: float = DEFAULT_VOXEL_THRESH,
+    min_cluster_mm3: float = DEFAULT_MIN_CLUSTER_MM3,
+    n_cores: int = 1,
+) -> pd.DataFrame:
+    """Cross-check the in-house subtraction against NiMARE's ``ALESubtraction``.
+
+    On NiMARE's own permutations: NiMARE's arithmetic must give identical
+    maps and null; the exact arithmetic may differ only where NiMARE breaks
+    exact ties by rounding, which is counted and shown (not a failure).
+    """
+    order_a = sorted(set(map(str, foci_a["experiment_id"])))
+    order_b = sorted(set(map(str, foci_b["experiment_id"])))
+    nm = subtraction_nimare(foci_a, sizes_a, foci_b, sizes_b, n_iters, seed, n_cores, order_a, order_b)
+    cp = make_contrast_problem(foci_a, sizes_a, foci_b, sizes_b, order_a, order_b)
+    perms = nimare_permutations(cp.n_total, cp.n_a, n_iters, seed)
+    same = subtraction_inhouse(cp, perms=perms, arithmetic="nimare", n_threads=n_cores)
+    exact = subtraction_inhouse(cp, perms=perms, arithmetic="exact", n_threads=n_cores)
+    rows = []
+
+    def row(check, a, b, diff, tol, ok, why):
+        rows.append({"contrast": name, "check": check, "nimare": a, "inhouse": b, "difference": diff,
+                     "tolerance": tol, "passed": bool(ok), "why": why})
+
+    d = float(np.max(np.abs(nm.diff.astype(np.float64) - same.diff.astype(np.float64))))
+    row("ALE difference map: max |difference|", float(nm.diff.max()), float(same.diff.max()), d, "exact", d == 0,
+        "same MA values (float32 log1p), same summation order, both stored in float32")
+    n_p = int(np.sum(nm.p != same.p))
+    row("p map, NiMARE arithmetic: voxels that differ", float(nm.p.min()), float(same.p.min()), n_p, "0 voxels",
+        n_p == 0, "same permutations (NiMARE's generator), same arithmetic: tail counts must be identical")
+    dz = float(np.max(np.abs(nm.z.astype(np.float32) - same.z.astype(np.float32))))
+    row("z map, NiMARE arithmetic: max |difference| (float32)", float(nm.z.max()), float(same.z.max()), dz, "<= 1e-6",
+        dz <= 1e-6, "z = Phi^-1(1 - p/2) from identical p; scipy and NiMARE round the last float32 bit differently")
+    dn = float(np.max(np.abs(nm.null_abs_max - same.null_abs_max))) if n_iters else 0.0
+    row("voxel-FWE null (max |difference| per permutation)", float(np.quantile(nm.null_abs_max, 0.95)),
+        float(np.quantile(same.null_abs_max, 0.95)), dn, "exact", dn == 0, "same permutations, same arithmetic")
+    thr_n = threshold_subtraction(nm.z, nm.p, nm.mask, voxel_thresh, min_cluster_mm3)[1] > 0
+    thr_e = threshold_subtraction(exact.z, exact.p, exact.mask, voxel_thresh, min_cluster_mm3)[1] > 0
+    n_diff = int(np.sum(nm.p != exact.p))
+    row("p map, exact arithmetic: voxels that differ from NiMARE", float(nm.p.min()), float(exact.p.min()), n_diff,
+        "shown, not tested", True,
+        "NiMARE compares float64 permuted differences with a float32 observed one, so exact ties (a permutation "
+        "that keeps a voxel's contributing experiments on the same sides) are broken by rounding; the exact "
+        "arithmetic keeps them")
+    row("thresholded subtraction voxels, NiMARE vs exact", int(thr_n.sum()), int(thr_e.sum()),
+        int(np.sum(thr_n != thr_e)), "shown, not tested", True,
+        "voxels surviving p and extent; a difference here is NiMARE's tie-breaking at work")
+    return pd.DataFrame(rows, columns=CROSSCHECK_COLUMNS)
+
+
 __all__ = [
     "CONTRAST_COLUMNS",
+    "CROSSCHECK_COLUMNS",
+    "crosscheck_subtraction",
+    "run_dataset_contrasts",
     "ContrastProblem",
     "ContrastResult",
     "SubtractionResult",
