@@ -481,6 +481,7 @@ def describe_clusters(
     table = pd.DataFrame(rows, columns=[c for c in CONTRAST_COLUMNS if c != "label_peak"])
     if len(table):
         table = table.sort_values(["direction", "n_voxels", "peak_x"], ascending=[True, False, True], kind="stable")
+        table["cluster_id"] = np.arange(1, len(table) + 1)  # numbered in table order within the analysis
         table["label_peak"] = _peak_labels(table[["peak_x", "peak_y", "peak_z"]].to_numpy(float))
     else:
         table["label_peak"] = pd.Series(dtype=str)
