@@ -145,3 +145,26 @@ def test_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         main(["ale-contrast", "--sleuth-a", str(b), "--sleuth-b", str(b), "--out", str(tmp_path / "o"),
               "--n-iters", "10", "--label-a", "../x"])
+
+
+def test_config_contrasts_must_name_models() -> None:
+    from painmeta.config import ALEConfig
+
+    ok = ALEConfig(models={"up": {}, "down": {}}, contrasts={"c": {"a": "up", "b": "down"}})
+    assert ok.contrasts["c"].n_iters == 10000 and ok.contrasts["c"].min_cluster_mm3 == 200
+    with pytest.raises(ValueError, match="not a model"):
+        ALEConfig(models={"up": {}}, contrasts={"c": {"a": "up", "b": "nope"}})
+    with pytest.raises(ValueError, match="different"):
+        ALEConfig(models={"up": {}}, contrasts={"c": {"a": "up", "b": "up"}})
+
+
+def test_dataset_contrast_skipped_with_reason() -> None:
+    from types import SimpleNamespace
+
+    from painmeta.config import ALEConfig
+
+    cfg = ALEConfig(models={"up": {}, "down": {}}, contrasts={"c": {"a": "up", "b": "down"}})
+    models = [SimpleNamespace(name="up", reason="1 usable experiment", skipped=True),
+              SimpleNamespace(name="down", reason="", skipped=False)]
+    res, table = C.run_dataset_contrasts(models, cfg, {"down": object()})
+    assert res == {} and table.loc[0, "status"] == "skipped" and "up" in table.loc[0, "reason"]

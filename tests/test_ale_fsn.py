@@ -77,3 +77,25 @@ def test_attach_fsn_adds_column_and_tables() -> None:
     assert res.clusters_all.loc[~sig, "fail_safe_n"].isna().all()
     assert "fsn" not in res.contributions  # contributions stay experiment x cluster tables
     assert set(out.table["cluster_id"]) == set(res.clusters_all.loc[sig, "cluster_id"])
+
+
+def test_ale_cli_fsn_writes_column_and_tables(tmp_path) -> None:
+    import pandas as pd
+
+    from painmeta.cli import main
+
+    foci, sizes = convergent(5, seed=5)
+    lines = ["// Reference=MNI"]
+    for e, grp in foci.groupby("experiment_id"):
+        lines += [f"// {e}", f"// Subjects={sizes[e]}"] + [f"{r.x}\t{r.y}\t{r.z}" for r in grp.itertuples()] + [""]
+    path = tmp_path / "s.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    out = tmp_path / "out"
+    rc = main(["ale", "--sleuth", str(path), "--out", str(out), "--n-iters", "100", "--seed", "1", "--engine",
+               "inhouse", "--no-contributions", "--fsn", "--fsn-drawers", "1", "--fsn-max-factor", "1",
+               "--n-cores", "1"])
+    assert rc == 0
+    table = pd.read_csv(out / "clusters_all.csv")
+    assert "fail_safe_n" in table.columns
+    assert table.loc[table["significant"], "fail_safe_n"].between(0, 5).all()
+    assert (out / "fsn.csv").is_file() and (out / "fsn_summary.csv").is_file()
