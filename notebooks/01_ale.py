@@ -188,7 +188,8 @@ analysis.summary.to_csv(out / "models.csv", index=False)
 # For every significant cluster and every experiment: the ALE map without that experiment (from the model's total
 # log-sum minus the experiment's own term, no refit), its own cluster-forming value, and whether the cluster still
 # reaches the model's minimum significant size (one Monte Carlo null for all leave-one-out maps: removing one
-# experiment moves the null little, and a null per experiment would cost as many nulls as experiments).
+# experiment moves the null little, and a null per experiment would cost as many nulls as experiments). Above 100
+# experiments the full model's cluster-forming value is reused too (column `threshold_source`).
 
 # %%
 from painmeta.ale import analysis_figures, contrast as ale_contrast, contributions as ale_contrib, fsn as ale_fsn
@@ -204,7 +205,7 @@ for name in ran:
     problem = make_problem(model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes,
                            experiment_order=res.experiment_ids)
     loo = ale_contrib.leave_one_out_stability(problem, res.label_map, sig, res.cluster_size_threshold,
-                                              res.voxel_thresh)
+                                              res.voxel_thresh, full_threshold=res.ale_threshold)
     loo.to_csv(out / name / "leave_one_out.csv", index=False)
     n_fail = int((~loo["survives"]).sum())
     display(Markdown(f"**{name}**: {len(sig)} cluster(s) x {problem.n_experiments} experiments; "

@@ -61,3 +61,12 @@ def test_stability_table(fitted) -> None:
     assert tab["survives"].equals(tab["n_voxels_without"] >= res.cluster_size_threshold)
     # removing an experiment never enlarges ALE, so no voxel above the full model's peak
     assert (tab["peak_ale_without"] <= tab["peak_ale"] + 1e-9).all()
+
+
+def test_stability_can_reuse_full_threshold(fitted) -> None:
+    _, _, res, prob = fitted
+    sig = [int(c) for c in res.clusters["cluster_id"]]
+    tab = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold, own_threshold=False,
+                                    full_threshold=res.ale_threshold)
+    assert (tab["cluster_forming_ale_without"] == res.ale_threshold).all()
+    assert (tab["threshold_source"] == "full model's (reused)").all()

@@ -115,8 +115,12 @@ def jackknife_refit(problem: ALEProblem, ale: np.ndarray, labels: np.ndarray, cl
 #: Columns of the leave-one-out stability table.
 LOO_COLUMNS = [
     "experiment_id", "cluster_id", "survives", "n_voxels", "n_voxels_without", "size_change_pct",
-    "peak_ale", "peak_ale_without", "peak_shift_mm", "cluster_forming_ale_without", "critical_size",
+    "peak_ale", "peak_ale_without", "peak_shift_mm", "cluster_forming_ale_without", "threshold_source",
+    "critical_size",
 ]
+#: Up to this many experiments each leave-one-out map gets its own analytic null (one convolution of E - 1
+#: histograms each, O(E^2) in all); above it the full model's cluster-forming value is reused.
+OWN_THRESHOLD_MAX_EXPERIMENTS = 100
 
 
 def leave_one_out_stability(
@@ -126,6 +130,8 @@ def leave_one_out_stability(
     critical_size: int | None,
     voxel_thresh: float = 0.001,
     loo: LeaveOneOut | None = None,
+    own_threshold: bool | None = None,
+    full_threshold: float | None = None,
 ) -> pd.DataFrame:
     """Experiment x cluster: does each significant cluster survive without each experiment?
 
@@ -137,6 +143,11 @@ def leave_one_out_stability(
     the full model's Monte Carlo null (one null for all leave-one-out maps:
     removing one experiment changes the null little, and a Monte Carlo null per
     experiment would cost ``E`` nulls; stated in the table).
+
+    ``own_threshold`` (default: only up to :data:`OWN_THRESHOLD_MAX_EXPERIMENTS`
+    experiments) chooses between each map's own cluster-forming value and the
+    full model's (``full_threshold``, computed when not given); column
+    ``threshold_source`` says which.
     """
     from painmeta.ale.inference import analytic_null, threshold_from_null
 
@@ -150,10 +161,18 @@ def leave_one_out_stability(
         vals = full[tuple(ijk.T)]
         top = ijk[int(np.argmax(vals))]
         info[c] = (ijk, len(ijk), float(vals.max()), top, geom.vox2mm(top[None])[0])
+    if own_threshold is None:
+        own_threshold = problem.n_experiments <= OWN_THRESHOLD_MAX_EXPERIMENTS
+    if not own_threshold and full_threshold is None:
+        full_threshold = threshold_from_null(analytic_null(problem), voxel_thresh)
+    source = "own analytic null" if own_threshold else "full model's (reused)"
     rows = []
     for e, exp in enumerate(problem.experiment_ids):
-        sub = _drop_experiment(problem, e)
-        thr = threshold_from_null(analytic_null(sub), voxel_thresh) if sub.n_experiments else np.inf
+        if own_threshold:
+            sub = _drop_experiment(problem, e)
+            thr = threshold_from_null(analytic_null(sub), voxel_thresh) if sub.n_experiments else np.inf
+        else:
+            thr = float(full_threshold)
         vol = geom.unmask(loo.ale_without(e))
         lab, _ = ndimage.label(vol.astype(np.float64) > thr, structure)
         for c in cluster_ids:
@@ -175,7 +194,8 @@ def leave_one_out_stability(
                 "survives": bool(critical_size is not None and n1 >= critical_size),
                 "n_voxels": n0, "n_voxels_without": n1, "size_change_pct": 100.0 * (n1 - n0) / n0,
                 "peak_ale": peak0, "peak_ale_without": pk, "peak_shift_mm": shift,
-                "cluster_forming_ale_without": float(thr), "critical_size": critical_size,
+                "cluster_forming_ale_without": float(thr), "threshold_source": source,
+                "critical_size": critical_size,
             })
     return pd.DataFrame(rows, columns=LOO_COLUMNS)
 
