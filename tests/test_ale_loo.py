@@ -70,3 +70,26 @@ def test_stability_can_reuse_full_threshold(fitted) -> None:
                                     full_threshold=res.ale_threshold)
     assert (tab["cluster_forming_ale_without"] == res.ale_threshold).all()
     assert (tab["threshold_source"] == "full model's (reused)").all()
+
+
+def test_stability_shortcut_equals_relabelling(monkeypatch) -> None:
+    """Experiments that reach no cluster voxel are copied, not relabelled; the result is the same."""
+    import pandas as pd
+
+    foci, sizes = convergent(9, seed=5)
+    far = pd.DataFrame({"experiment_id": ["farA", "farB"], "x": [-50.0, 10.0], "y": [-70.0, 50.0], "z": [40.0, -10.0]})
+    foci = pd.concat([foci, far], ignore_index=True)
+    sizes = {**sizes, "farA": 15, "farB": 25}
+    res = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
+    prob = make_problem(foci, sizes)
+    sig = [int(c) for c in res.clusters["cluster_id"]]
+    loo = K.LeaveOneOut(prob)
+    lab = res.label_map[prob.mask.data]
+    assert sum(not np.isin(lab[c], sig).any() for c in loo.cols) >= 2  # the shortcut is exercised
+    fast = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold, own_threshold=False,
+                                     full_threshold=res.ale_threshold, loo=loo)
+    real_isin = np.isin
+    monkeypatch.setattr(np, "isin", lambda a, b: real_isin(a, b) | True)
+    slow = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold, own_threshold=False,
+                                     full_threshold=res.ale_threshold, loo=loo)
+    assert fast.equals(slow)

@@ -166,8 +166,23 @@ def leave_one_out_stability(
     if not own_threshold and full_threshold is None:
         full_threshold = threshold_from_null(analytic_null(problem), voxel_thresh)
     source = "own analytic null" if own_threshold else "full model's (reused)"
+    lab_vec = labels[geom.data]
+    in_clusters = np.isin(lab_vec, list(cluster_ids))
     rows = []
     for e, exp in enumerate(problem.experiment_ids):
+        if not own_threshold and not in_clusters[loo.cols[e]].any():
+            # Same threshold and the experiment reaches no cluster voxel: every cluster is unchanged (ALE differs
+            # only on the experiment's support), so no relabelling is needed.
+            for c in cluster_ids:
+                ijk, n0, peak0, top, top_mm = info[c]
+                rows.append({
+                    "experiment_id": exp, "cluster_id": int(c),
+                    "survives": bool(critical_size is not None and n0 >= critical_size),
+                    "n_voxels": n0, "n_voxels_without": n0, "size_change_pct": 0.0, "peak_ale": peak0,
+                    "peak_ale_without": peak0, "peak_shift_mm": 0.0, "cluster_forming_ale_without": float(full_threshold),
+                    "threshold_source": source, "critical_size": critical_size,
+                })
+            continue
         if own_threshold:
             sub = _drop_experiment(problem, e)
             thr = threshold_from_null(analytic_null(sub), voxel_thresh) if sub.n_experiments else np.inf
