@@ -222,8 +222,9 @@ if not loo_done:
 # How many null experiments (sample sizes and foci counts resampled from the real ones, foci uniform in the brain
 # mask, seeded) each significant cluster survives at cluster-level FWE (Acar et al. 2018), over several file drawers,
 # with the in-house engine; found by bisection over nested refits (`painmeta.ale.fsn`). Null foci come from the
-# brain mask, not a grey-matter template (none ships with NiMARE 0.22.1): fewer null foci land in cortex, where real
-# clusters are, so a grey-matter sample space would give lower values.
+# brain mask, as in Enge et al. 2021 (NiMARE 0.0.9 returned that mask when asked for a grey-matter template); Acar et
+# al.'s grey-matter template (not shipped with NiMARE 0.22.1) puts more null foci in cortex, where real clusters are,
+# and so gives lower values.
 
 # %%
 fsn_cfg = config.ale.fsn

@@ -4,11 +4,9 @@ A *file drawer* is a sequence of null experiments, each built like the real
 ones but without convergence (as in Acar et al.'s R code and Enge et al. 2021):
 its sample size and its number of foci are drawn with replacement from the
 real experiments, its foci are distinct voxels drawn uniformly from the
-sample space (default: the in-mask voxels of the MNI152 2 mm brain mask, the
-only template shipped with NiMARE 0.22.1; Acar and Enge drew from a grey-
-matter template - see :data:`SAMPLE_SPACES`). Null experiment ``k`` of a
-drawer is the same whatever ``k_max`` is, so the analyses with ``k`` and
-``k + 1`` null experiments are nested, as in the papers.
+sample space (see :data:`SAMPLE_SPACES`). Null experiment ``k`` of a drawer
+is the same whatever ``k_max`` is, so the analyses with ``k`` and ``k + 1``
+null experiments are nested, as in the papers.
 
 For each significant cluster, survival at ``k`` means: the cluster's peak
 voxel (of the original analysis) lies in a cluster that is significant at
@@ -50,10 +48,14 @@ from painmeta.ale.inference import (
 from painmeta.ale.problem import ALEProblem, make_problem
 
 #: Where null foci are drawn. ``"mask"``: every in-mask voxel of the analysis
-#: mask (MNI152 2 mm, 228,483 voxels). A grey-matter template (Acar; Enge used
-#: NiMARE 0.0.9's ``get_template("ale_2mm", mask="gm")``) concentrates null foci
-#: in cortex, where real foci are, so null experiments overlap real clusters
-#: more often and FSN comes out lower than with the whole brain mask.
+#: mask (MNI152 2 mm, 228,483 voxels). This is what Enge et al. 2021 drew from:
+#: their code asks NiMARE 0.0.9 for ``get_template("ale_2mm", mask="gm")``, and
+#: that version returns the same GingerALE brain mask for every ``mask`` value of
+#: ``ale_2mm`` (checked against NiMARE 0.0.9's source and its mask file: identical
+#: voxels). Acar et al. drew from GingerALE's grey-matter template (Grey10), which
+#: NiMARE 0.22.1 does not ship; a grey-matter space puts null foci where real
+#: foci are (cortex), so null experiments overlap real clusters more often and
+#: FSN comes out lower than with the brain mask.
 SAMPLE_SPACES = ("mask",)
 #: Columns of the FSN table (one row per drawer and cluster).
 FSN_COLUMNS = ["drawer", "cluster_id", "fail_safe_n", "censored", "n_refits"]
