@@ -70,7 +70,9 @@ PERM_BATCH = 16
 #: the smallest attainable p however small its difference. ``"exact"``:
 #: observed and permuted differences both in float64, every set summed in
 #: ascending experiment order, so those ties stay ties (p counts them on both
-#: tails, as the definition of the permutation p-value does).
+#: tails, as the definition of the permutation p-value does). NiMARE 0.0.9, which
+#: Enge et al. 2021 ran, computed observed and permuted set ALEs alike (products
+#: in one dtype), so a voxel reached by one experiment kept its ties there too.
 ARITHMETIC = ("nimare", "exact")
 #: Columns of the contrast cluster table.
 CONTRAST_COLUMNS = [
