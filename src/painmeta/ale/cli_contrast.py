@@ -67,10 +67,15 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--sleuth-a", nargs="+", required=True, metavar="FILE", help="Sleuth file(s) of set A")
     p.add_argument("--sleuth-b", nargs="+", required=True, metavar="FILE", help="Sleuth file(s) of set B")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    from painmeta.cli import output_dir, seed_value
+
+    p.add_argument("--out", required=True, metavar="DIR", type=output_dir,
+                   help="output folder (created; must not be an existing file)")
     p.add_argument("--n-iters", type=_positive_int, required=True, help="label permutations (e.g. 10000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of permutations and Monte Carlo nulls (default 0)")
-    p.add_argument("--engine", choices=("nimare", "inhouse"), default="nimare")
+    p.add_argument("--seed", type=seed_value, default=0,
+                   help="seed of permutations and Monte Carlo nulls, 0 .. 2**32-1 (default 0)")
+    p.add_argument("--engine", choices=("nimare", "inhouse"), default="nimare",
+                   help="engine of each set's own ALE (default: nimare)")
     p.add_argument("--voxel-thresh", type=_probability, default=0.001,
                    help="two-sided voxel p for the subtraction (default 0.001)")
     p.add_argument("--min-cluster-mm3", type=_non_negative, default=200.0,
