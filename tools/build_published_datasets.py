@@ -143,7 +143,93 @@ def enge() -> dict[str, str]:
         "foci.csv": _csv(_dedupe(foci), FOCI_COLS),
         "findings.csv": _csv([], FINDING_COLS),
         "__models__": _yaml_list("knowledge", knowledge),
+        "reported.yaml": enge_reported(),
     }
+
+
+def _clusters_from_tsv(path: Path, fsn: Path | None = None) -> list[dict]:
+    """A published cluster table (the authors' table script's TSV) as reported.yaml cluster entries."""
+    tab = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    fsn_tab = pd.read_csv(fsn, dtype=str).set_index("Cluster ID") if fsn else None
+    out = []
+    for r in tab.to_dict("records"):
+        c = {"cluster": int(r["Cluster #"]), "volume_mm3": int(r["Size (mm3)"].replace(",", "")),
+             "peak": [int(float(r["Peak X"])), int(float(r["Peak Y"])), int(float(r["Peak Z"]))]}
+        for col, key in (("Peak ALE", "peak_ale"), ("Peak z", "peak_z"), ("Mean ALE", "mean_ale"),
+                         ("Mean z", "mean_z")):
+            if r.get(col, "") != "":
+                c[key] = float(r[col])
+        c["peak_label"] = r["Peak label"]
+        c["labels"] = r["Cluster labels"]
+        if fsn_tab is not None and str(c["cluster"]) in fsn_tab.index:
+            f = fsn_tab.loc[str(c["cluster"])]
+            c["fsn_mean"] = float(f["mean"])
+            c["fsn_ci"] = [float(f["ci_lower"]), float(f["ci_upper"])]
+        out.append(c)
+    return out
+
+
+def enge_reported() -> str:
+    """``reported.yaml`` of enge2021_semantic: the paper's numbers, its cluster tables (from the TSVs) and map."""
+    import yaml
+
+    src = ROOT / "data/raw/enge2021_semantic/source"
+    all_tab = _clusters_from_tsv(src / "published_table_all.tsv", src / "published_fsn_all.csv")
+    know_tab = _clusters_from_tsv(src / "published_table_knowledge.tsv")
+    sub_tab = _clusters_from_tsv(src / "published_table_subtraction_knowledge.tsv")
+    w = "Enge 2021, methods (source/SOURCE.md)"
+    items = [
+        {"id": "all_experiments", "what": "Experiments in the main ALE", "value": 50, "where": w,
+         "kind": "ale_summary", "model": "all", "key": "n_experiments"},
+        {"id": "all_foci", "what": "Foci in the main ALE", "value": 687, "where": w, "kind": "ale_summary",
+         "model": "all", "key": "n_foci",
+         "note": "one focus is entered twice in the Sleuth file (lee2011vis); the tables keep it once"},
+        {"id": "all_subjects", "what": "Children in the main ALE", "value": 1018, "where": w,
+         "kind": "ale_summary", "model": "all", "key": "n_subjects"},
+        {"id": "all_clusters", "what": "Significant clusters, main ALE (cluster-level FWE p < 0.01)",
+         "value": len(all_tab), "where": "Table 2 (source/published_table_all.tsv)", "kind": "ale_summary",
+         "model": "all", "key": "n_clusters_significant"},
+        {"id": "all_ale_max", "what": "Largest peak ALE, main ALE", "value": max(c["peak_ale"] for c in all_tab),
+         "where": "Table 2", "kind": "ale_summary", "model": "all", "key": "ale_max", "decimals": 3},
+        {"id": "all_clusters_10k", "what": "Significant clusters, main ALE, 10,000 iterations (the paper ran 1,000)",
+         "value": len(all_tab), "where": "Table 2", "kind": "ale_summary", "model": "all_10k",
+         "key": "n_clusters_significant"},
+        {"id": "knowledge_experiments", "what": "Experiments, knowledge subset", "value": 21, "where": w,
+         "kind": "ale_summary", "model": "knowledge", "key": "n_experiments"},
+        {"id": "knowledge_foci", "what": "Foci, knowledge subset", "value": 262, "where": w, "kind": "ale_summary",
+         "model": "knowledge", "key": "n_foci"},
+        {"id": "knowledge_clusters", "what": "Significant clusters, knowledge subset", "value": len(know_tab),
+         "where": "Table 3 (source/published_table_knowledge.tsv)", "kind": "ale_summary", "model": "knowledge",
+         "key": "n_clusters_significant"},
+        {"id": "knowledge_ale_max", "what": "Largest peak ALE, knowledge subset",
+         "value": max(c["peak_ale"] for c in know_tab), "where": "Table 3", "kind": "ale_summary",
+         "model": "knowledge", "key": "ale_max", "decimals": 3},
+        {"id": "voxel_thresh", "what": "Cluster-forming threshold (voxel p)", "value": 0.001, "where": w,
+         "kind": "config", "key": "ale.voxel_thresh"},
+        {"id": "cluster_alpha", "what": "Cluster-level FWE alpha", "value": 0.01, "where": w, "kind": "config",
+         "key": "ale.cluster_alpha"},
+        {"id": "n_iters", "what": "Monte Carlo iterations", "value": 1000, "where": w, "kind": "config",
+         "key": "ale.models.all.n_iters"},
+    ]
+    tables = [
+        {"id": "all", "what": "Main ALE: clusters at cluster-level FWE p < 0.01", "model": "all",
+         "where": "Table 2 (source/published_table_all.tsv); fail-safe N: source/published_fsn_all.csv",
+         "min_volume_mm3": 200, "clusters": all_tab},
+        {"id": "knowledge", "what": "Knowledge subset: clusters at cluster-level FWE p < 0.01", "model": "knowledge",
+         "where": "Table 3 (source/published_table_knowledge.tsv)", "min_volume_mm3": 200, "clusters": know_tab},
+        {"id": "subtraction_knowledge", "what": "Knowledge > (relatedness + objects), voxel p < 0.001, 200 mm³",
+         "model": "contrast-knowledge_vs_other", "where": "Table 4 (source/published_table_subtraction_knowledge.tsv)",
+         "min_volume_mm3": 200, "clusters": sub_tab},
+    ]
+    maps = [{"id": "all_map", "what": "Unthresholded ALE map of the main analysis (NiMARE 0.0.9)", "model": "all",
+             "file": "source/published_ale_all_stat.nii.gz", "where": "results/ale/all_stat.nii.gz (repository)"}]
+    head = ("# Derived by tools/build_published_datasets.py from source/published_table_*.tsv and\n"
+            "# source/published_fsn_all.csv (the paper's tables as the authors' code wrote them); do not edit.\n"
+            "# Format: docs/TABLES.md (reported.yaml).\n")
+    body = {"paper": "Enge A, Abdel Rahman R, Skeide MA. A meta-analysis of fMRI studies of semantic cognition in "
+                     "children. NeuroImage 2021;241:118436",
+            "items": items, "cluster_tables": tables, "maps": maps}
+    return head + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=110, default_flow_style=None)
 
 
 # --------------------------------------------------------------------------- Xu 2021
