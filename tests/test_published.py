@@ -146,3 +146,17 @@ def test_cipn_space_sensitivity_reads_the_peak_as_mni():
     assert moved.tolist() == [6, 39, 48]
     base = model.foci[model.foci["experiment_id"] == "Boland2014_lt"][["x", "y", "z"]].to_numpy()[0]
     assert np.linalg.norm(base - moved) > 2  # the SPM-variant conversion moves it a few mm
+
+
+@pytest.mark.parametrize("name, largest_mm3, peak", [("increase", 576.0, (64, -26, 28)),
+                                                     ("decrease", 408.0, (-14, -50, 66))])
+def test_xu_null_is_reproduced(tmp_path, name, largest_mm3, peak):
+    """The published null: no significant cluster; the largest supra-threshold cluster is far from significance."""
+    _, config, model = _model("xu2021_chronic_pain", name)
+    out = _run_and_save(model, tmp_path / name, n_iters=100, seed=config.ale.seed, alpha=config.ale.cluster_alpha)
+    assert out.summary["n_clusters_significant"] == 0
+    allc = out.clusters(significant_only=False).sort_values("n_voxels", ascending=False)
+    # Supra-threshold clusters come from the analytic null: independent of the Monte Carlo iterations.
+    assert allc.iloc[0]["volume_mm3"] == largest_mm3
+    assert tuple(allc.iloc[0][["peak_x", "peak_y", "peak_z"]]) == peak
+    assert allc.iloc[0]["p_fwe_size"] > 0.1

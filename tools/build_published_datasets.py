@@ -97,13 +97,16 @@ def enge() -> dict[str, str]:
     src = folder / "source"
     data = read_sleuth(src / "sleuth_all.txt")
     know = read_sleuth(src / "sleuth_knowledge.txt")
-    # The subset must be a subset: same experiments with the same foci and sample sizes.
-    for eid in know.experiment_ids:
+    other = read_sleuth(src / "sleuth_not_knowledge.txt")
+    if sorted(know.experiment_ids + other.experiment_ids) != sorted(data.experiment_ids):
+        raise SystemExit("sleuth_knowledge.txt and sleuth_not_knowledge.txt do not split sleuth_all.txt")
+    # Each subset must be a subset: same experiments with the same foci and sample sizes.
+    for eid, part in [(e, know) for e in know.experiment_ids] + [(e, other) for e in other.experiment_ids]:
         a = data.foci[data.foci["experiment_id"] == eid][["x", "y", "z"]].to_numpy()
-        b = know.foci[know.foci["experiment_id"] == eid][["x", "y", "z"]].to_numpy()
+        b = part.foci[part.foci["experiment_id"] == eid][["x", "y", "z"]].to_numpy()
         if eid not in data.sample_sizes or a.shape != b.shape or (abs(a - b) > 1e-9).any() \
-                or data.sample_sizes[eid] != know.sample_sizes[eid]:
-            raise SystemExit(f"sleuth_knowledge.txt: experiment {eid} differs from sleuth_all.txt")
+                or data.sample_sizes[eid] != part.sample_sizes[eid]:
+            raise SystemExit(f"{part.files[0].name}: experiment {eid} differs from sleuth_all.txt")
     studies, exps, foci = [], [], []
     for eid in data.experiment_ids:
         sub = data.foci[data.foci["experiment_id"] == eid]
@@ -137,12 +140,14 @@ def enge() -> dict[str, str]:
                 "source": f"source/sleuth_all.txt line {r.line}",
             })
     knowledge = [re.sub(r"[^A-Za-z0-9_.-]", "_", e) for e in know.experiment_ids]
+    not_knowledge = [re.sub(r"[^A-Za-z0-9_.-]", "_", e) for e in other.experiment_ids]
     return {
         "studies.csv": _csv(studies, STUDY_COLS),
         "experiments.csv": _csv(exps, EXP_COLS),
         "foci.csv": _csv(_dedupe(foci), FOCI_COLS),
         "findings.csv": _csv([], FINDING_COLS),
-        "__models__": _yaml_list("knowledge", knowledge),
+        "__models__": [_yaml_list("knowledge", knowledge, "sleuth_knowledge.txt"),
+                       _yaml_list("not_knowledge", not_knowledge, "sleuth_not_knowledge.txt")],
         "reported.yaml": enge_reported(),
     }
 
@@ -301,9 +306,9 @@ def xu() -> dict[str, str]:
 BEGIN, END = "# >>> derived by tools/build_published_datasets.py", "# <<< derived"
 
 
-def _yaml_list(model: str, ids: list[str]) -> tuple[str, str]:
+def _yaml_list(model: str, ids: list[str], file: str) -> tuple[str, str]:
     body = "\n".join(f"        - {i}" for i in ids)
-    return model, f"{BEGIN} (model '{model}': experiments of source/sleuth_{model}.txt)\n{body}\n      {END}"
+    return model, f"{BEGIN} (model '{model}': experiments of source/{file})\n{body}\n      {END}"
 
 
 def _splice(text: str, model: str, block: str) -> str:
@@ -320,7 +325,10 @@ def build(check: bool = False) -> int:
         for fname, content in fn().items():
             if fname == "__models__":
                 path = folder / "dataset.yaml"
-                content = _splice(path.read_text(encoding="utf-8"), *content)
+                text = path.read_text(encoding="utf-8")
+                for model, block in content:
+                    text = _splice(text, model, block)
+                content = text
             else:
                 path = folder / fname
             old = path.read_text(encoding="utf-8") if path.is_file() else None
