@@ -100,6 +100,19 @@ def test_enge_map_agrees_with_the_published_map(tmp_path):
     assert np.linalg.norm(a - b) <= 2
 
 
+def test_nimare009_placement_reproduces_the_published_map():
+    """The published map is this engine's map with foci placed as NiMARE 0.0.9 placed them (truncation)."""
+    import nibabel as nib
+
+    _, _, model = _model("enge2021_semantic", "all")
+    emulated = reproduction.observed_ale_image(reproduction.nimare009_placement(model.foci), model.sample_sizes)
+    pub = nib.load(ROOT / "data/raw/enge2021_semantic/source/published_ale_all_stat.nii.gz")
+    stats = reproduction.compare_maps(emulated, pub)
+    assert stats["r"] > 0.9999999 and stats["max_abs_diff"] < 1e-7  # float32 sums
+    assert reproduction.nimare009_placement(pd.DataFrame({"x": [3.9, -3.9], "y": [1.9, -1.9], "z": [0.5, -0.5]})
+                                            ).to_numpy().tolist() == [[4, 0, 0], [-2, -2, -2]]
+
+
 def test_xu_inputs_and_conversion():
     ext, _, inc = _model("xu2021_chronic_pain", "increase")
     _, _, dec = _model("xu2021_chronic_pain", "decrease")

@@ -227,7 +227,8 @@ def enge_reported() -> str:
          "min_volume_mm3": 200, "clusters": sub_tab},
     ]
     maps = [{"id": "all_map", "what": "Unthresholded ALE map of the main analysis (NiMARE 0.0.9)", "model": "all",
-             "file": "source/published_ale_all_stat.nii.gz", "where": "results/ale/all_stat.nii.gz (repository)"}]
+             "file": "source/published_ale_all_stat.nii.gz", "where": "results/ale/all_stat.nii.gz (repository)",
+             "emulate": "nimare_0.0.9"}]
     head = ("# Derived by tools/build_published_datasets.py from source/published_table_*.tsv and\n"
             "# source/published_fsn_all.csv (the paper's tables as the authors' code wrote them); do not edit.\n"
             "# Format: docs/TABLES.md (reported.yaml).\n")

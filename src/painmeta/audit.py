@@ -205,6 +205,8 @@ def load_reported_all(path: Path | str) -> dict[str, Any]:
         for key in ("id", "what", "model", "file"):
             if key not in m:
                 problems.append(f"{where}: key '{key}' is missing")
+        if m.get("emulate") not in (None, "nimare_0.0.9"):
+            problems.append(f"{where}: 'emulate' must be nimare_0.0.9 (the only software emulation known)")
         f = str(m.get("file", ""))
         if f.startswith("/") or ".." in Path(f).parts:
             problems.append(f"{where}: 'file' must be a path inside the dataset folder")
@@ -508,8 +510,9 @@ def _audit_ale_summary(item: dict, ctx: AuditContext) -> dict[str, Any]:
     missing = [n for n in names if n not in have]
     if not have:
         why = "; ".join(_model_status_reason(ctx, n) for n in names) or "no ALE model is configured"
-        status = NOT_COMPARED if ctx.ale_models is None else NOT_REPRODUCIBLE
-        return _row(item, None, status, ("inputs not public: " if status == NOT_REPRODUCIBLE else "") + why)
+        if item.get("partial_inputs") and ctx.ale_models is not None:
+            return _row(item, None, NOT_REPRODUCIBLE, f"inputs not public: {item['partial_inputs']}; {why}")
+        return _row(item, None, NOT_COMPARED, why)
     pick = max if key in _MAX_KEYS else min
     model = pick(have, key=have.get) if len(have) > 1 else next(iter(have))
     got = have[model]
@@ -533,7 +536,7 @@ def _audit_ale_summary(item: dict, ctx: AuditContext) -> dict[str, Any]:
                     f"inputs not public: {item['partial_inputs']}; here {reason} ("
                     f"{'equal' if ok else 'different'} at the printed precision, from different inputs)")
     if not ok and len(have) < len(names):
-        return _row(item, shown, NOT_REPRODUCIBLE, reason + " (the models that did not run could change it)")
+        return _row(item, shown, NOT_COMPARED, reason + " (the models that did not run could change it)")
     return _row(item, shown, MATCH if ok else MISMATCH, reason)
 
 
@@ -701,6 +704,15 @@ def map_comparisons(ctx: AuditContext) -> list[dict[str, Any]]:
         else:  # pragma: no cover - the project's maps are on the mask grid
             entry["stats"] = compare_maps(img, pub)
         entry["ours"], entry["published"] = img, pub
+        if m.get("emulate") == "nimare_0.0.9":
+            # Same engine, foci placed as NiMARE 0.0.9 placed them: if this matches the published map, the
+            # difference above is the focus placement, not the method.
+            from painmeta.ale.models import build_models
+            from painmeta.reproduction import nimare009_placement, observed_ale_image
+
+            model = {b.name: b for b in build_models(ctx.ext.experiments, ctx.ext.foci, ctx.config.ale)}[m["model"]]
+            emulated = observed_ale_image(nimare009_placement(model.foci), model.sample_sizes)
+            entry["emulated_stats"] = compare_maps(emulated, pub, mask.astype(bool))
         out.append(entry)
     return out
 

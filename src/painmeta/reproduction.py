@@ -236,6 +236,12 @@ def match_clusters(table: Mapping[str, Any], output: ModelOutput | None) -> pd.D
         if float(c["volume_mm3"]) < floor:
             where = (f"its peak lies in our significant cluster {int(cand['cluster_id'])}" if hit else
                      _supra_note(supra, peak, output))
+            # A small published cluster is located, not paired: no size or ALE ratio against a big one of ours.
+            for key in ("size_ratio", "ale_ratio", "peak_distance_mm", "our_peak", "our_peak_ale", "our_peak_z",
+                        "our_mm3"):
+                row.pop(key, None)
+            if not hit:
+                row.pop("our_cluster", None)
             row.update(status=NOT_COMPARED, reason=f"below the {floor:g} mm³ floor; {where}")
         elif cand is None:
             row.update(status=MISMATCH, reason="no significant cluster here")
@@ -371,6 +377,43 @@ def map_comparison_figure(ours: nib.Nifti1Image, published: nib.Nifti1Image, sta
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
+
+
+# --------------------------------------------------------------------------- NiMARE 0.0.9 emulation
+
+
+def nimare009_placement(foci: pd.DataFrame) -> pd.DataFrame:
+    """Foci moved to the voxel NiMARE 0.0.9 put them on (truncation toward zero on its x-flipped 2 mm grid).
+
+    NiMARE 0.0.9 converted mm to voxel indices with ``.astype(int)`` on the MNI152 2 mm template whose x axis
+    runs from +90 to -90: every focus moves up to one voxel toward +x, -y, -z. Later NiMARE versions round
+    (PR #1142; 0.22.1, used here, rounds). Helper "nimare009" found this by running 0.0.9 itself; snapping the
+    coordinates here and running this project's engine reproduces 0.0.9's published map (the audit checks it).
+
+    Parameters
+    ----------
+    foci : pandas.DataFrame
+        ``experiment_id, x, y, z`` in MNI mm.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with x, y, z at the centres of the voxels 0.0.9 used.
+    """
+    out = foci.copy()
+    x, y, z = (out[c].to_numpy(float) for c in ("x", "y", "z"))
+    out["x"] = 90.0 - 2.0 * np.trunc((90.0 - x) / 2.0)
+    out["y"] = -126.0 + 2.0 * np.trunc((y + 126.0) / 2.0)
+    out["z"] = -72.0 + 2.0 * np.trunc((z + 72.0) / 2.0)
+    return out
+
+
+def observed_ale_image(foci: pd.DataFrame, sample_sizes: Mapping[str, int]) -> nib.Nifti1Image:
+    """The unthresholded ALE map of a set of foci (no Monte Carlo), with this project's engine."""
+    from painmeta.ale.problem import ale_map, make_problem
+
+    problem = make_problem(foci[["experiment_id", "x", "y", "z"]], sample_sizes)
+    return problem.mask.to_img(ale_map(problem), np.float32)
 
 
 # --------------------------------------------------------------------------- sensitivity models
