@@ -165,7 +165,10 @@ if len(overview):
     overview.to_csv(out / "models_overview.csv", index=False)
     show_table(overview)
 else:
-    display(Markdown("No ALE model ran for this dataset (see the ALE stage for the reasons)."))
+    display(Markdown("No ALE model ran for this dataset."))
+if ctx.ale_models is not None and (ctx.ale_models["status"] != "run").any():
+    skipped = ctx.ale_models.loc[ctx.ale_models["status"] != "run", ["model", "description", "status", "reason"]]
+    show_table(skipped, caption="Models that did not run, with the ALE stage's reason")
 
 # %% [markdown]
 # ## Sensitivity models
