@@ -350,32 +350,42 @@ def compare_maps(ours: nib.Nifti1Image, published: nib.Nifti1Image, mask: np.nda
 
 def map_comparison_figure(ours: nib.Nifti1Image, published: nib.Nifti1Image, stats: Mapping[str, Any],
                           title: str = ""):
-    """Scatter of ours vs published ALE (every compared voxel) and the difference map on axial slices."""
+    """Ours vs published ALE: scatter of every compared voxel, distribution of the differences, difference map."""
     import matplotlib.pyplot as plt
     from nilearn import plotting
 
     a, b = _canonical(ours), _canonical(published)
     diff = nib.Nifti1Image(np.asarray(a.dataobj, np.float32) - np.asarray(b.dataobj, np.float32), a.affine)
-    fig = plt.figure(figsize=(12, 4.4))
-    ax = fig.add_axes([0.06, 0.14, 0.26, 0.74])
+    fig = plt.figure(figsize=(12, 8.5))
+    ax = fig.add_axes([0.07, 0.50, 0.36, 0.40])
     hb = ax.hexbin(stats["y"], stats["x"], gridsize=70, bins="log", cmap="viridis", mincnt=1)
     top = max(stats["max_ours"], stats["max_published"]) * 1.05
     ax.plot([0, top], [0, top], color="#d55e00", lw=1, label="identity")
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
-    ax.set_xlabel("published ALE (NiMARE 0.0.9)")
+    ax.set_xlabel("published ALE")
     ax.set_ylabel("ALE here")
-    ax.set_title(f"r = {stats['r']:.4f}, slope = {stats['slope']:.3f}", fontsize=10)
+    ax.set_title(f"Every in-mask voxel: r = {stats['r']:.4f}, slope = {stats['slope']:.3f}", fontsize=10)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     cb = fig.colorbar(hb, ax=ax, fraction=0.05, pad=0.02)
-    cb.set_label("voxels (log)")
-    ax2 = fig.add_axes([0.40, 0.06, 0.58, 0.84])
+    cb.set_label("voxels (log scale)")
+    ax_h = fig.add_axes([0.58, 0.50, 0.38, 0.40])
+    d = np.asarray(stats["x"]) - np.asarray(stats["y"])
+    d = d[(np.asarray(stats["x"]) > 0) | (np.asarray(stats["y"]) > 0)]
+    ax_h.hist(d, bins=120, color="#0072b2", log=True)
+    ax_h.axvline(0, color="#d55e00", lw=1)
+    ax_h.xaxis.set_major_locator(plt.MaxNLocator(7))
+    ax_h.set_xlabel("ALE here − published (voxels where either is > 0)")
+    ax_h.set_ylabel("voxels (log scale)")
+    ax_h.set_title(f"Largest |difference| {stats['max_abs_diff']:.4f}; mean {stats['mean_diff']:.1e}", fontsize=10)
+    ax_m = fig.add_axes([0.02, 0.02, 0.96, 0.38])
     lim = float(np.max(np.abs(np.asarray(diff.dataobj)))) or 1e-6
-    plotting.plot_stat_map(diff, display_mode="z", cut_coords=[-20, -8, 4, 16, 28, 50], axes=ax2,
-                           cmap="RdBu_r", vmax=lim, symmetric_cbar=True, colorbar=True,
-                           title="ALE here − published", annotate=True, draw_cross=False)
+    plotting.plot_stat_map(diff, display_mode="z", cut_coords=[-20, -8, 4, 16, 28, 50], axes=ax_m,
+                           cmap="RdBu_r", vmax=lim, symmetric_cbar=True, colorbar=True, black_bg=False,
+                           title="Difference map: ALE here − published (red: higher here)", annotate=True,
+                           draw_cross=False)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=12)
     return fig
 
 
