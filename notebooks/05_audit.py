@@ -50,7 +50,8 @@ except ImportError:  # pragma: no cover - until painmeta.display is on main
     def show_table(df, caption=None, colours=None, **_):
         if caption:
             display(Markdown(html.escape(caption)))
-        styler = df.style.hide(axis="index").format(escape="html", na_rep="—", precision=4)
+        styler = df.style.hide(axis="index").format(
+            lambda v: f"{v:.4g}" if isinstance(v, float) else html.escape(str(v)), na_rep="—")
         if colours:
             for col, mapping in colours.items():
                 styler = styler.map(lambda v, m=mapping: f"background-color: {m.get(v, '')}", subset=[col])
@@ -107,7 +108,8 @@ if clusters is not None and len(clusters):
         f"than one voxel on clusters of 1,000–10,000 mm³). Peak distances and ALE ratios are measured, not judged: "
         f"a cluster with two near-equal local maxima can peak on either, and the map comparison below explains "
         f"the ALE ratio. Clusters below a table's size floor are located but not judged."))
-    for tid, part in clusters.groupby("table", sort=False):
+    shown = reproduction.cluster_display(clusters)
+    for tid, part in shown.groupby("table", sort=False):
         show_table(part.drop(columns=["table"]), caption=f"Table {tid}", colours=STATUS_COLOURS)
 elif has_reported:
     display(Markdown("No published cluster table for this dataset."))

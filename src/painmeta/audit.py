@@ -653,7 +653,13 @@ def audit(ctx: AuditContext) -> pd.DataFrame:
         file holds only cluster tables or maps).
     """
     items = load_reported(ctx.paths.raw / "reported.yaml")
-    return pd.DataFrame([_audit_item(item, ctx) for item in items], columns=AUDIT_COLUMNS)
+    rows = [_audit_item(item, ctx) for item in items]
+    for r in rows:  # whole numbers stay whole (a count is not 50.0); the column mixes numbers and text
+        v = r["recomputed"]
+        if isinstance(v, float) and math.isfinite(v) and v == int(v) and abs(v) < 1e15 and "." not in str(
+                r["reported"]):
+            r["recomputed"] = int(v)
+    return pd.DataFrame(rows, columns=AUDIT_COLUMNS, dtype=object)
 
 
 def cluster_comparison(ctx: AuditContext) -> pd.DataFrame:

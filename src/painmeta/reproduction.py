@@ -270,6 +270,29 @@ def match_clusters(table: Mapping[str, Any], output: ModelOutput | None) -> pd.D
     return pd.DataFrame(rows, columns=CLUSTER_MATCH_COLUMNS)
 
 
+def cluster_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The cluster comparison for people: rounded, whole counts whole, ours beside theirs."""
+    out = pd.DataFrame({
+        "table": table["table"],
+        "published cluster": table["published_cluster"].astype("Int64"),
+        "published mm³": table["published_mm3"].round(0).astype("Int64"),
+        "our cluster": pd.to_numeric(table["our_cluster"]).astype("Int64"),
+        "our mm³": pd.to_numeric(table["our_mm3"]).round(0).astype("Int64"),
+        "size ratio": pd.to_numeric(table["size_ratio"]).round(2),
+        "published peak": table["published_peak"], "our peak": table["our_peak"],
+        "peak distance (mm)": pd.to_numeric(table["peak_distance_mm"]).round(1),
+        "published peak ALE": pd.to_numeric(table["published_peak_ale"]).round(3),
+        "our peak ALE": pd.to_numeric(table["our_peak_ale"]).round(4),
+        "ALE ratio": pd.to_numeric(table["ale_ratio"]).round(2),
+        "our ALE at published peak": pd.to_numeric(table["our_ale_at_published_peak"]).round(4),
+        "published peak z": pd.to_numeric(table["published_peak_z"]).round(2),
+        "our peak z": pd.to_numeric(table["our_peak_z"]).round(2),
+        "published label": table["published_label"], "label here (AAL)": table["label_here"],
+        "status": table["status"], "reason": table["reason"],
+    })
+    return out.astype(object).where(out.notna(), None)
+
+
 def _pub_row(table: Mapping[str, Any], c: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "table": table["id"], "published_cluster": c.get("cluster"), "published_mm3": float(c["volume_mm3"]),
