@@ -61,7 +61,7 @@ except ImportError:  # pragma: no cover - until painmeta.display is on main
         display(Markdown(html.escape(text, quote=False)))
 
     def literal(value):
-        return html.escape(str(value))
+        return str(value)  # show_markdown escapes the whole text once
 
 setup_notebook(200)
 ctx = audit.build_context(dataset, config_overrides or None)
@@ -120,6 +120,8 @@ elif has_reported:
 
 # %%
 maps = audit.map_comparisons(ctx) if has_reported else []
+if not maps:
+    display(Markdown("No published map for this dataset."))
 for m in maps:
     if "stats" not in m:
         show_markdown(f"**{literal(m['id'])}**: not compared ({literal(m['reason'])}).")
