@@ -14,9 +14,12 @@ from painmeta.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def cipn():
-    ctx = audit.build_context("cipn")
-    return ctx, audit.audit(ctx).set_index("id")
+def cipn(tmp_path_factory):
+    # Module-scoped, so the per-test isolation has not run yet: isolate here (no ALE stage outputs).
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PAINMETA_WORK", str(tmp_path_factory.mktemp("work")))
+        ctx = audit.build_context("cipn")
+        return ctx, audit.audit(ctx).set_index("id")
 
 
 def test_precision_rule():
