@@ -75,7 +75,7 @@ def test_ale_values_come_from_the_ale_stage(tmp_path):
     _fake_ale(ctx, tmp_path, {"a": {"ale_max": 0.034}}, {"a": True, "b": False})
     row = audit._audit_item(item, ctx)
     assert row["recomputed"] == pytest.approx(0.034) and row["status"] == audit.NOT_COMPARED
-    assert "model 'b' was skipped" in row["reason"]
+    assert "did not run (the ALE stage says why): b" in row["reason"]
     _fake_ale(ctx, tmp_path, {"a": {"ale_max": 0.034}, "b": {"ale_max": 0.0085}}, {"a": True, "b": True})
     assert audit._audit_item(item, ctx)["status"] == audit.MISMATCH
     _fake_ale(ctx, tmp_path, {"a": {"ale_max": 0.00838}}, {"a": True})

@@ -527,7 +527,7 @@ def _audit_ale_summary(item: dict, ctx: AuditContext) -> dict[str, Any]:
     where = f"model '{model}'" + (f" (largest of {', '.join(have)})" if len(have) > 1 else "")
     reason = f"{key} from the ALE stage's outputs, {where}"
     if missing:
-        reason += "; not run: " + "; ".join(_model_status_reason(ctx, n) for n in missing)
+        reason += "; models that did not run (the ALE stage says why): " + ", ".join(missing)
     if item.get("note"):
         reason += f"; {item['note']}"
     if item.get("partial_inputs"):
