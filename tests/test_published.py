@@ -173,3 +173,16 @@ def test_xu_null_is_reproduced(tmp_path, name, largest_mm3, peak):
     assert allc.iloc[0]["volume_mm3"] == largest_mm3
     assert tuple(allc.iloc[0][["peak_x", "peak_y", "peak_z"]]) == peak
     assert allc.iloc[0]["p_fwe_size"] > 0.1
+
+
+def test_published_fsn_is_shown_beside_ours(tmp_path):
+    """When the ALE stage wrote fsn_summary.csv, each matched cluster shows both fail-safe Ns (not judged)."""
+    _, config, model = _model("enge2021_semantic", "knowledge")
+    out = _run_and_save(model, tmp_path / "knowledge", n_iters=100, seed=config.ale.seed, alpha=0.05)
+    pd.DataFrame({"cluster_id": [1, 2, 3], "mean": [40.0, 50.0, 12.5]}).to_csv(out.folder / "fsn_summary.csv",
+                                                                              index=False)
+    table = {"id": "t", "model": "knowledge", "clusters": [
+        {"cluster": 1, "volume_mm3": 3472, "peak": [-4, 16, 50], "fsn_mean": 33.0, "fsn_ci": [30.1, 35.9]}]}
+    row = reproduction.match_clusters(table, out).iloc[0]
+    assert row["published_fsn"] == "33 (30.1–35.9)" and row["fsn_here"] == 50.0  # our cluster 2 holds the peak
+    assert row["status"] == audit.MATCH

@@ -43,7 +43,8 @@ MIN_VOLUME_MM3 = 200.0
 CLUSTER_MATCH_COLUMNS = [
     "table", "published_cluster", "published_mm3", "published_peak", "published_peak_ale", "published_peak_z",
     "published_label", "label_here", "our_cluster", "our_mm3", "size_ratio", "our_peak", "peak_distance_mm",
-    "our_peak_ale", "ale_ratio", "our_peak_z", "our_ale_at_published_peak", "status", "reason",
+    "our_peak_ale", "ale_ratio", "our_peak_z", "our_ale_at_published_peak", "published_fsn", "fsn_here",
+    "status", "reason",
 ]
 
 
@@ -203,6 +204,10 @@ def match_clusters(table: Mapping[str, Any], output: ModelOutput | None) -> pd.D
     labels_img = output.image("clusters")
     ale_img, z_img = output.image("ale"), output.image("z")
     supra = output.clusters(significant_only=False)
+    # Fail-safe N (Acar et al. 2018) per cluster when the ALE stage computed it (fsn_summary.csv): shown beside
+    # the published mean, not judged (both come from random file drawers).
+    fsn_file = output.folder / "fsn_summary.csv"
+    fsn_here = (pd.read_csv(fsn_file).set_index("cluster_id")["mean"].to_dict() if fsn_file.is_file() else {})
     claimed: set[int] = set()  # our clusters that hold a published peak or matched one
     for c in table["clusters"]:
         row = _pub_row(table, c)
@@ -231,6 +236,11 @@ def match_clusters(table: Mapping[str, Any], output: ModelOutput | None) -> pd.D
                 "ale_ratio": (float(cand["peak_ale"]) / float(c["peak_ale"])) if c.get("peak_ale") else None,
                 "our_peak_z": _value_at(z_img, our_peak) if z_img is not None else None,
             })
+        if c.get("fsn_mean") is not None:
+            lo, hi = (c.get("fsn_ci") or [None, None])[:2]
+            row["published_fsn"] = f"{c['fsn_mean']:g}" + (f" ({lo:g}–{hi:g})" if lo is not None else "")
+        if cand is not None and int(cand["cluster_id"]) in fsn_here:
+            row["fsn_here"] = float(fsn_here[int(cand["cluster_id"])])
         same_region = cand is not None and dist_region <= REGION_MM
         size_ok = cand is not None and abs(row["size_ratio"] - 1) <= SIZE_TOLERANCE
         if float(c["volume_mm3"]) < floor:
@@ -288,6 +298,8 @@ def cluster_display(table: pd.DataFrame) -> pd.DataFrame:
         "published peak z": pd.to_numeric(table["published_peak_z"]).round(2),
         "our peak z": pd.to_numeric(table["our_peak_z"]).round(2),
         "published label": table["published_label"], "label here (AAL)": table["label_here"],
+        "published fail-safe N (95% CI)": table["published_fsn"],
+        "fail-safe N here": pd.to_numeric(table["fsn_here"]).round(1),
         "status": table["status"], "reason": table["reason"],
     })
     return out.astype(object).where(out.notna(), None)
