@@ -230,7 +230,8 @@ def enge_reported() -> str:
         {"id": "knowledge", "what": "Knowledge subset: clusters at cluster-level FWE p < 0.01", "model": "knowledge",
          "where": "Table 3 (source/published_table_knowledge.tsv)", "min_volume_mm3": 200, "clusters": know_tab},
         {"id": "subtraction_knowledge", "what": "Knowledge > (relatedness + objects), voxel p < 0.001, 200 mm³",
-         "model": "contrast-knowledge_vs_other", "where": "Table 4 (source/published_table_subtraction_knowledge.tsv)",
+         "model": "contrast-knowledge_vs_other", "direction": "knowledge > not_knowledge",
+         "where": "Table 4 (source/published_table_subtraction_knowledge.tsv)",
          "min_volume_mm3": 200, "clusters": sub_tab},
     ]
     maps = [{"id": "all_map", "what": "Unthresholded ALE map of the main analysis (NiMARE 0.0.9)", "model": "all",

@@ -673,8 +673,16 @@ def cluster_comparison(ctx: AuditContext) -> pd.DataFrame:
     """
     from painmeta.reproduction import CLUSTER_MATCH_COLUMNS, match_clusters
 
+    from painmeta.reproduction import ContrastOutput
+
     tables = load_reported_all(ctx.paths.raw / "reported.yaml")["cluster_tables"]
-    parts = [match_clusters(t, ctx.ale.get(t["model"])) for t in tables]
+    parts = []
+    for t in tables:
+        output = ctx.ale.get(t["model"])
+        folder = ctx.ale_dir() / str(t["model"])
+        if str(t["model"]).startswith("contrast-") and (folder / "clusters.csv").is_file():
+            output = ContrastOutput(t["model"], folder, t.get("direction"))
+        parts.append(match_clusters(t, output))
     parts = [p for p in parts if len(p)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CLUSTER_MATCH_COLUMNS)
 

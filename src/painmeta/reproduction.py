@@ -97,6 +97,51 @@ def load_ale_outputs(ale_dir: Path) -> dict[str, ModelOutput]:
     return out
 
 
+class ContrastOutput(ModelOutput):
+    """A subtraction the ALE stage wrote (``outputs/<ds>/ale/contrast-<name>/``), shaped like a model's output.
+
+    Clusters are the subtraction's clusters of one direction (``A > B``); the label image gives each the id of
+    its row (the face-connected component of the thresholded z map that holds its peak); ``z`` is the A − B map.
+    There is no ALE value at a subtraction peak, so ALE ratios stay empty.
+    """
+
+    def __init__(self, name: str, folder: Path, direction: str | None = None):
+        summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
+        super().__init__(name, folder, summary)
+        self.direction = direction
+
+    def clusters(self, significant_only: bool = True) -> pd.DataFrame:
+        path = self.folder / "clusters.csv"
+        if not path.is_file():
+            return pd.DataFrame()
+        tab = pd.read_csv(path)
+        tab = tab[tab["analysis"] == "subtraction"]
+        if self.direction:
+            tab = tab[tab["direction"] == self.direction]
+        return tab.assign(peak_ale=np.nan).reset_index(drop=True)
+
+    def image(self, key: str) -> nib.Nifti1Image | None:
+        from scipy import ndimage
+
+        zt = next(iter(sorted(self.folder.glob("z_thresholded_*.nii.gz"))), None)
+        if key == "z":
+            a, b = self.summary.get("a"), self.summary.get("b")
+            cand = sorted(self.folder.glob(f"z_{a}_minus_{b}.nii.gz" if a and b else "z_*_minus_*.nii.gz"))
+            return nib.load(cand[0]) if cand else None
+        if key != "clusters" or zt is None:
+            return None
+        img = nib.load(zt)
+        data = np.asarray(img.dataobj)
+        lab, _ = ndimage.label(data != 0, ndimage.generate_binary_structure(3, 1))
+        out = np.zeros(lab.shape, np.int32)
+        inv = np.linalg.inv(img.affine)
+        for r in self.clusters().itertuples():
+            ijk = tuple(np.rint(inv @ np.array([r.peak_x, r.peak_y, r.peak_z, 1.0]))[:3].astype(int))
+            if lab[ijk]:
+                out[lab == lab[ijk]] = int(r.cluster_id)
+        return nib.Nifti1Image(out, img.affine)
+
+
 def model_overview(outputs: Mapping[str, ModelOutput]) -> pd.DataFrame:
     """Per model: inputs, ALE range, minimum p, and the largest supra-threshold cluster with its FWE p.
 
