@@ -33,20 +33,21 @@ import json
 
 import pandas as pd
 import yaml
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from painmeta import extraction
 from painmeta.ale import figures, models
-from painmeta.notebooks import setup_notebook
+from painmeta.display import literal, show_markdown
+from painmeta.notebooks import progress_enabled, setup_notebook
 from painmeta.plotting import publish
 
 setup_notebook()
 ext, config, paths = extraction.extract(dataset, config_overrides or None)
 out = paths.stage("ale")
 analysis = models.analyze(ext.experiments, ext.foci, config.ale, engine=engine, crosscheck=True,
-                          n_iters=50 if quick else None, progress=not quick)
-display(Markdown(f"Monte Carlo iterations: {'50 (quick run)' if quick else 'per model, from dataset.yaml'}; "
-                 f"seed {config.ale.seed}."))
+                          n_iters=50 if quick else None, progress=progress_enabled())
+show_markdown(f"Monte Carlo iterations: {'50 (quick run)' if quick else 'per model, from dataset.yaml'}; "
+                 f"seed {config.ale.seed}.")
 
 # %% [markdown]
 # ## Models
@@ -56,7 +57,7 @@ display(Markdown(f"Monte Carlo iterations: {'50 (quick run)' if quick else 'per 
 display(analysis.summary)
 for m in analysis.models:
     if len(getattr(m, "excluded", [])):
-        display(Markdown(f"**{m.name}**: experiments not entering the model"))
+        show_markdown(f"**{literal(m.name)}**: experiments not entering the model")
         display(m.excluded)
 
 # %% [markdown]
@@ -81,7 +82,7 @@ if reported_file.is_file():
     if mx and 20 in n20.index:
         lines.append(f"- Review's maximum ALE {mx}; an isolated n = 20 focus peaks at {n20.loc[20, 'peak_ma']:.4f}: "
                      "no two experiments overlapped anywhere.")
-    display(Markdown("\n".join(lines)))
+    show_markdown("\n".join(lines))
 
 # %% [markdown]
 # ## What is public
@@ -96,14 +97,15 @@ if reported_file.is_file() and {"ale_foci", "ale_datasets", "ale_participants"} 
                  f"({rep['ale_participants']['value']} participants).")
 unverified = in_ale[in_ale["evidence"] == "unverified"]
 for r in unverified.itertuples():
-    lines.append(f"- `{r.experiment_id}`: {r.evidence_note}")
+    lines.append(f"- {literal(r.experiment_id)}: {literal(r.evidence_note)}")
 no_coords = ext.experiments[(ext.experiments["n_foci"] == 0)]
 if len(no_coords):
-    lines.append(f"- No public coordinates for {len(no_coords)} contrast(s): " + ", ".join(no_coords["experiment_id"]))
+    lines.append(f"- No public coordinates for {len(no_coords)} contrast(s): "
+                 + ", ".join(literal(e) for e in no_coords["experiment_id"]))
 lines.append("- Reproduced here: the kernel values above, and every model that has enough public experiments. "
              "Not reproducible: any statistic that depends on the unpublished foci (minimum p, cluster-size "
              "threshold, ALE range of the review's models).")
-display(Markdown("\n".join(lines)))
+show_markdown("\n".join(lines))
 
 # %% [markdown]
 # ## Clusters
@@ -112,13 +114,13 @@ display(Markdown("\n".join(lines)))
 # %%
 ran = [m.name for m in analysis.models if not m.skipped]
 if not ran:
-    display(Markdown("No model ran (see the table above), so there is no cluster to report."))
+    show_markdown("No model ran (see the table above), so there is no cluster to report.")
 for name in ran:
     res = analysis.results[engine][name]
     cl = res.clusters
-    display(Markdown(f"**{name}** — cluster-forming ALE {res.ale_threshold:.5f}; minimum significant cluster "
-                     f"{res.cluster_size_threshold} voxels"))
-    display(cl if len(cl) else Markdown("No cluster survived cluster-level FWE correction."))
+    show_markdown(f"**{literal(name)}** — cluster-forming ALE {res.ale_threshold:.5f}; minimum significant cluster "
+                  f"{res.cluster_size_threshold} voxels")
+    display(cl) if len(cl) else show_markdown("No cluster survived cluster-level FWE correction.")
     res.save(out / name)
 
 # %% [markdown]
@@ -153,12 +155,12 @@ if img is not None:
 # %%
 if len(analysis.crosscheck):
     cc = analysis.crosscheck
-    display(Markdown(f"**{int(cc['passed'].sum())} of {len(cc)} checks passed.**"))
+    show_markdown(f"**{int(cc['passed'].sum())} of {len(cc)} checks passed.**")
     display(cc)
     cc.to_csv(out / "crosscheck.csv", index=False)
 else:
-    display(Markdown("No model ran, so nothing to cross-check here; the engines are cross-checked on synthetic data "
-                     "and on the `nidm_pain` positive control in the test suite."))
+    show_markdown("No model ran, so nothing to cross-check here; the engines are cross-checked on synthetic data "
+                     "and on the `nidm_pain` positive control in the test suite.")
 
 # %% [markdown]
 # ## Monte Carlo null distributions
@@ -168,7 +170,7 @@ if len(analysis.nulls):
     publish(figures.null_distributions(analysis.nulls, alpha=config.ale.cluster_alpha), out / "ale_null_distributions")
     analysis.nulls.to_csv(out / "null.csv", index=False)
 else:
-    display(Markdown("No null distribution: no model ran."))
+    show_markdown("No null distribution: no model ran.")
 
 # %% [markdown]
 # ## Contribution analysis
@@ -179,7 +181,7 @@ if len(analysis.contributions):
     display(analysis.contributions.pivot_table(index=["model", "kind", "experiment_id"], columns="cluster_id",
                                                values="value").round(4))
 else:
-    display(Markdown("No significant cluster, so no contribution analysis."))
+    show_markdown("No significant cluster, so no contribution analysis.")
 analysis.summary.to_csv(out / "models.csv", index=False)
 
 # %% [markdown]

@@ -35,33 +35,13 @@ config_overrides = {}
 quick = False
 
 # %%
-import html
-
 import pandas as pd
 from IPython.display import Markdown, display
 
 from painmeta import audit, reproduction
+from painmeta.display import literal, show_markdown, show_table  # escaped tables and Markdown from data
 from painmeta.notebooks import setup_notebook
 from painmeta.plotting import publish
-
-try:  # escaped tables and Markdown from data (helper "report")
-    from painmeta.display import literal, show_markdown, show_table
-except ImportError:  # pragma: no cover - until painmeta.display is on main
-    def show_table(df, caption=None, colours=None, **_):
-        if caption:
-            display(Markdown(html.escape(caption)))
-        styler = df.style.hide(axis="index").format(
-            lambda v: f"{v:.4g}" if isinstance(v, float) else html.escape(str(v)), na_rep="—")
-        if colours:
-            for col, mapping in colours.items():
-                styler = styler.map(lambda v, m=mapping: f"background-color: {m.get(v, '')}", subset=[col])
-        display(styler)
-
-    def show_markdown(text):
-        display(Markdown(html.escape(text, quote=False)))
-
-    def literal(value):
-        return str(value)  # show_markdown escapes the whole text once
 
 setup_notebook(200)
 ctx = audit.build_context(dataset, config_overrides or None)
