@@ -56,7 +56,9 @@ class ALEModelConfig(_Strict):
 
     contrast_types: list[ContrastType] = Field(default_factory=lambda: ["between_group"], min_length=1)
     directions: list[Direction] | None = None  # None = any direction
-    experiments: list[str] | None = None  # None = every experiment the filters above select
+    # Only these experiment ids (None = every experiment that passes the other filters): a subset
+    # such as one Sleuth file of a published analysis, or a sensitivity variant of one experiment.
+    experiments: list[str] | None = None
     n_iters: int = Field(default=1000, ge=1, le=1_000_000)
     description: str = ""
 
