@@ -168,7 +168,7 @@ def load_raw(folder: Path | str, require: tuple[str, ...] = TABLES) -> RawTables
 #: Files a dataset folder may hold besides the four core tables (all optional).
 OPTIONAL_FILES = ("robins_i.csv", "prisma.yaml", "reported.yaml", "review_implied_counts.csv")
 #: Not read by any stage, but expected in a dataset folder (no note about them).
-_QUIET = {"dataset.yaml", "sleuth", "README.md", "README.txt", "LICENSE", "LICENSE.txt", "SOURCE.md", "NOTES.md"}
+_QUIET = {"dataset.yaml", "sleuth", "source", "README.md", "README.txt", "LICENSE", "LICENSE.txt", "SOURCE.md", "NOTES.md"}
 
 
 def _problems_of(exc: InputError, file: Path) -> list[Problem | str]:
