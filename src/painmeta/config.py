@@ -40,19 +40,45 @@ class Network(_Strict):
     label: str
 
 
+#: Primary inference of an ALE model (which FWE correction decides "surviving").
+ALE_INFERENCE = Literal["cluster_size", "cluster_mass", "voxel"]
+#: Where a focus's kernel is centred: nearest voxel (NiMARE) or exact coordinate (GingerALE).
+FOCUS_PLACEMENT = Literal["voxel", "exact"]
+
+
 class ALEModelConfig(_Strict):
-    """One ALE model: which experiments enter and how many Monte Carlo iterations."""
+    """One ALE model: which experiments enter and how many Monte Carlo iterations.
+
+    ``inference``, ``focus_placement`` and ``pool_subject_groups`` override the
+    dataset-wide values of :class:`ALEConfig` for this model (None = inherit).
+    """
 
     contrast_types: list[str] = Field(default_factory=lambda: ["between_group"])
     directions: list[str] | None = None  # None = any direction
     n_iters: int = Field(default=1000, ge=1)
     description: str = ""
+    inference: ALE_INFERENCE | None = None
+    focus_placement: FOCUS_PLACEMENT | None = None
+    pool_subject_groups: bool | None = None
 
 
 class ALEConfig(_Strict):
-    """ALE parameters (ANALYSIS.md section 2)."""
+    """ALE parameters (ANALYSIS.md section 2).
+
+    ``inference``: the FWE correction a model reports as primary -
+    ``cluster_size`` (the review's cluster-level FWE on size), ``cluster_mass``
+    or ``voxel`` (voxel-level FWE); all three come from the same Monte Carlo
+    null and are always written. ``focus_placement``: ``voxel`` (NiMARE; the
+    cross-check is bit-exact) or ``exact`` (GingerALE: kernels centred at the
+    reported coordinate; in-house engine only). ``pool_subject_groups``:
+    experiments of one model that share a ``subject_group`` in
+    experiments.csv enter as one experiment (Turkeltaub et al. 2012).
+    """
 
     kernel: Literal["sample_size"] = "sample_size"
+    inference: ALE_INFERENCE = "cluster_size"
+    focus_placement: FOCUS_PLACEMENT = "voxel"
+    pool_subject_groups: bool = True
     voxel_thresh: float = Field(default=0.001, gt=0, lt=1)
     cluster_alpha: float = Field(default=0.05, gt=0, lt=1)
     min_experiments: int = Field(default=2, ge=1)

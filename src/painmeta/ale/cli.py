@@ -6,9 +6,15 @@ Sleuth mode (one model from GingerALE text files)::
         --seed 1 --engine nimare|inhouse [--voxel-thresh 0.001] [--cluster-alpha 0.05] [--n-cores 2]
 
 writes ``ale.nii.gz``, ``p.nii.gz``, ``z.nii.gz``, ``clusters.nii.gz``,
-``clusters.csv`` (significant clusters; header only when none survives),
-``clusters_all.csv``, ``null.csv`` (one row per iteration), ``summary.json``
-and contribution tables when clusters survive.
+thresholded maps for each inference (``ale_fwe-size``, ``ale_fwe-mass``,
+``ale_fwe-voxel``) with their -log10 FWE p maps (``logp_fwe-*``),
+``clusters.csv`` (clusters surviving the primary inference; header only when
+none survives), ``clusters_all.csv``, ``null.csv`` (one row per iteration),
+``summary.json`` and contribution tables when clusters survive.
+
+``--inference cluster_size|cluster_mass|voxel`` picks the primary FWE
+correction (default cluster_size); ``--focus-placement exact`` centres kernels
+at the exact coordinates (GingerALE; in-house engine only).
 
 Dataset mode (every configured model of ``data/processed/<dataset>``)::
 
@@ -73,6 +79,12 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--n-cores", type=_positive_int, default=None, help="cores for the Monte Carlo (default 2)")
     p.add_argument("--name", default=None, help="model name in outputs (Sleuth mode; default: first file's stem)")
     p.add_argument("--no-contributions", action="store_true", help="skip jackknife / focus-count tables")
+    p.add_argument("--inference", choices=("cluster_size", "cluster_mass", "voxel"), default=None,
+                   help="primary FWE correction that decides the surviving clusters "
+                        "(default cluster_size, or the dataset config's); all three are always written")
+    p.add_argument("--focus-placement", choices=("voxel", "exact"), default=None,
+                   help="kernel centre: nearest voxel (NiMARE, default) or the exact coordinate "
+                        "(GingerALE; in-house engine only)")
     p.add_argument("--crosscheck", action="store_true", help="dataset mode: run both engines and compare")
     p.add_argument("--progress", action="store_true", help="progress bar (in-house engine)")
     p.set_defaults(func=run_cli)
@@ -115,7 +127,8 @@ def run_sleuth(args: argparse.Namespace) -> int:
     model = ALEModel(
         name=name, description=f"Sleuth: {', '.join(map(str, args.sleuth))}",
         experiment_ids=sorted(data.sample_sizes), foci=data.foci, sample_sizes=data.sample_sizes,
-        n_iters=args.n_iters, warnings=notes,
+        n_iters=args.n_iters, warnings=notes, inference=args.inference or "cluster_size",
+        focus_placement=args.focus_placement or "voxel",
     )
     result = run_model(
         model, engine=args.engine, seed=0 if args.seed is None else args.seed,
@@ -133,17 +146,24 @@ def run_dataset(args: argparse.Namespace) -> int:
 
     overrides: dict[str, Any] = {"ale": {}}
     for key, value in (("seed", args.seed), ("voxel_thresh", args.voxel_thresh),
-                       ("cluster_alpha", args.cluster_alpha), ("n_cores", args.n_cores)):
+                       ("cluster_alpha", args.cluster_alpha), ("n_cores", args.n_cores),
+                       ("inference", args.inference), ("focus_placement", args.focus_placement)):
         if value is not None:
             overrides["ale"][key] = value
     config, exps, foci = load_dataset(args.dataset, overrides if overrides["ale"] else None)
+    # A flag given on the command line applies to every model, over per-model settings.
+    for model_cfg in config.ale.models.values():
+        for key in ("inference", "focus_placement"):
+            if getattr(args, key) is not None:
+                setattr(model_cfg, key, getattr(args, key))
     analysis = analyze(exps, foci, config.ale, engine=args.engine, crosscheck=args.crosscheck,
                        n_iters=args.n_iters, contributions=not args.no_contributions, progress=args.progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for engine, results in analysis.results.items():
         for name, res in results.items():
-            folder = out / name if engine == args.engine else out / name / f"engine-{engine}"
+            primary = analysis.primary.get(name) is res
+            folder = out / name if primary else out / name / f"engine-{engine}"
             res.save(folder)
     analysis.summary.to_csv(out / "models.csv", index=False)
     analysis.clusters.to_csv(out / "clusters.csv", index=False)
@@ -160,7 +180,8 @@ def run_dataset(args: argparse.Namespace) -> int:
 
 def _print_summary(summary: dict[str, Any], out: str) -> None:
     keys = ("engine", "n_experiments", "n_foci", "n_subjects", "ale_max", "p_min", "cluster_forming_ale",
-            "cluster_size_threshold_mm3", "n_clusters_significant", "run_time_s")
+            "cluster_size_threshold_mm3", "vfwe_ale_threshold", "inference", "focus_placement",
+            "n_clusters_significant", "run_time_s")
     print(json.dumps({k: summary[k] for k in keys}, indent=1))
     print(f"outputs in {out}")
 
