@@ -9,6 +9,7 @@ result, so a typo in an override fails as loudly as a typo in the file.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,6 +88,17 @@ class ALEConfig(_Strict):
     include_unverified: bool = True
     n_cores: int = Field(default=2, ge=1)
     models: dict[str, ALEModelConfig] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, value: dict[str, ALEModelConfig]) -> dict[str, ALEModelConfig]:
+        # Model names become folder and file names under outputs/<dataset>/ale/.
+        bad = [name for name in value if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", str(name))]
+        if bad:
+            raise ValueError(
+                f"model name {bad[0]!r} is not allowed: use letters, digits, '_' and '-' (at most 64 characters)"
+            )
+        return value
 
 
 class ROIConfig(_Strict):

@@ -142,7 +142,7 @@ def run_sleuth(args: argparse.Namespace) -> int:
 
 def run_dataset(args: argparse.Namespace) -> int:
     """Dataset mode: every configured model, one folder each, plus tables."""
-    from painmeta.ale.models import analyze, load_dataset
+    from painmeta.ale.models import analyze, load_dataset, save_analysis
 
     overrides: dict[str, Any] = {"ale": {}}
     for key, value in (("seed", args.seed), ("voxel_thresh", args.voxel_thresh),
@@ -158,17 +158,7 @@ def run_dataset(args: argparse.Namespace) -> int:
                 setattr(model_cfg, key, getattr(args, key))
     analysis = analyze(exps, foci, config.ale, engine=args.engine, crosscheck=args.crosscheck,
                        n_iters=args.n_iters, contributions=not args.no_contributions, progress=args.progress)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for engine, results in analysis.results.items():
-        for name, res in results.items():
-            primary = analysis.primary.get(name) is res
-            folder = out / name if primary else out / name / f"engine-{engine}"
-            res.save(folder)
-    analysis.summary.to_csv(out / "models.csv", index=False)
-    analysis.clusters.to_csv(out / "clusters.csv", index=False)
-    if args.crosscheck:
-        analysis.crosscheck.to_csv(out / "crosscheck.csv", index=False)
+    save_analysis(analysis, args.out, crosscheck=args.crosscheck)
     for _, row in analysis.summary.iterrows():
         status = row["status"] if row["status"] != "skipped" else f"skipped: {row['reason']}"
         print(f"{row['model']}: {status}")

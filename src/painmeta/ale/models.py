@@ -654,7 +654,115 @@ def analyze(
     )
 
 
+#: Cluster-table columns shown to readers, with their headers (as the papers print them).
+DISPLAY_COLUMNS = {
+    "cluster_id": "Cluster",
+    "volume_mm3": "Size (mm³)",
+    "peak_x": "Peak x",
+    "peak_y": "Peak y",
+    "peak_z": "Peak z",
+    "com_x": "CoM x",
+    "com_y": "CoM y",
+    "com_z": "CoM z",
+    "peak_ale": "Peak ALE",
+    "peak_zscore": "Peak Z",
+    "mean_ale": "Mean ALE",
+    "mean_zscore": "Mean Z",
+    "p_fwe_size": "p FWE (size)",
+    "p_fwe_mass": "p FWE (mass)",
+    "p_fwe_voxel": "p FWE (voxel, min)",
+    "label_peak": "Peak label (AAL)",
+    "labels": "Cluster labels (AAL, share of voxels)",
+    "label_peak_ho": "Peak label (Harvard-Oxford)",
+}
+
+
+def cluster_display_table(clusters: pd.DataFrame) -> pd.DataFrame:
+    """A cluster table for people: the papers' columns with readable headers and rounded numbers.
+
+    Coordinates in mm (centre of mass to 1 decimal), ALE to 4 decimals, z to
+    2, p-values to 3 significant digits; the machine-readable table with every
+    column is ``clusters.csv``.
+    """
+    cols = [c for c in DISPLAY_COLUMNS if c in clusters.columns]
+    out = clusters[cols].copy()
+    for c in ("cluster_id", "peak_x", "peak_y", "peak_z"):
+        if c in out:
+            out[c] = out[c].astype(int)
+    if "volume_mm3" in out:
+        out["volume_mm3"] = out["volume_mm3"].round(0).astype(int)
+    for c, nd in (("com_x", 1), ("com_y", 1), ("com_z", 1), ("peak_ale", 4), ("mean_ale", 4),
+                  ("peak_zscore", 2), ("mean_zscore", 2)):
+        if c in out:
+            out[c] = out[c].astype(float).round(nd)
+    for c in ("p_fwe_size", "p_fwe_mass", "p_fwe_voxel"):
+        if c in out:
+            out[c] = [float(f"{v:.3g}") for v in out[c].astype(float)]
+    return out.rename(columns=DISPLAY_COLUMNS)
+
+
+def save_analysis(analysis: ALEAnalysis, out: str | Path, crosscheck: bool = True) -> dict[str, Path]:
+    """Write every model's result and the stage tables.
+
+    Each model's reported (primary) result goes to ``out/<model>/``; other
+    engines' runs of it to ``out/<model>/engine-<engine>/``. Stage tables:
+    ``models.csv``, ``clusters.csv`` (surviving clusters), ``null.csv`` (every
+    engine), ``crosscheck.csv`` (when cross-checked) and ``placement.csv``
+    (exact vs voxel focus placement, when any model uses exact placement).
+
+    Returns
+    -------
+    dict
+        Table name -> path.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for engine, results in analysis.results.items():
+        for name, res in results.items():
+            primary = analysis.primary.get(name) is res
+            res.save(out / name if primary else out / name / f"engine-{engine}")
+    paths = {"models": out / "models.csv", "clusters": out / "clusters.csv", "null": out / "null.csv"}
+    analysis.summary.to_csv(paths["models"], index=False)
+    analysis.clusters.to_csv(paths["clusters"], index=False)
+    analysis.nulls.to_csv(paths["null"], index=False)
+    if crosscheck:
+        paths["crosscheck"] = out / "crosscheck.csv"
+        analysis.crosscheck.to_csv(paths["crosscheck"], index=False)
+    if len(analysis.placement):
+        paths["placement"] = out / "placement.csv"
+        analysis.placement.to_csv(paths["placement"], index=False)
+    return paths
+
+
 # ------------------------------------------------------------------ inputs
+def reported_ale_items(path: str | Path) -> pd.DataFrame:
+    """The ALE numbers a dataset's ``reported.yaml`` holds (items whose ``kind`` starts with ``ale``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``id, what, reported, where`` (values as transcribed; the audit stage
+        recomputes them). Empty when the file has none.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot be read as YAML ({exc}). Fix the file or remove it.") from exc
+    items = data.get("items", []) if isinstance(data, dict) else []
+    rows = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or not str(item.get("kind", "")).startswith("ale"):
+            continue
+        value = item.get("value")
+        shown = "–".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        rows.append({"id": str(item.get("id", "")), "what": str(item.get("what", "")), "reported": shown,
+                     "where": str(item.get("where", ""))})
+    return pd.DataFrame(rows, columns=["id", "what", "reported", "where"])
+
+
 def load_tables(processed: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read ``experiments.csv`` and ``foci_mni.csv`` from a processed folder."""
     folder = Path(processed)
