@@ -404,7 +404,9 @@ def cluster_table(
     if inference not in INFERENCE_METHODS:
         raise ValueError(f"inference must be one of {INFERENCE_METHODS}, got {inference!r}")
     vol = mask.unmask(np.asarray(ale, dtype=np.float32))
-    zvol = mask.unmask(np.asarray(z, dtype=np.float64), fill=np.nan) if z is not None else None
+    # z as stored in the NIfTI maps (float32; NiMARE keeps it so), so both engines describe identical values.
+    zvol = (mask.unmask(np.asarray(z, dtype=np.float32).astype(np.float64), fill=np.nan)
+            if z is not None else None)
     pvol = mask.unmask(np.asarray(p_voxel, dtype=np.float64), fill=1.0) if p_voxel is not None else None
     rows = []
     for lab in range(1, n_labels + 1):
@@ -427,7 +429,7 @@ def cluster_table(
             "peak_ale": float(vals[top]),
             "peak_zscore": float(zvals[top]),
             "mean_ale": float(np.mean(w)),
-            "mean_zscore": float(np.mean(zvals)),
+            "mean_zscore": float(np.mean(zvals, dtype=np.float64)),
             "peak_x": float(peak_xyz[0]),
             "peak_y": float(peak_xyz[1]),
             "peak_z": float(peak_xyz[2]),

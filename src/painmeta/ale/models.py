@@ -177,19 +177,20 @@ def _pool(
     """
     members: dict[str, list[str]] = {}
     for eid in keep:
-        members.setdefault(groups.get(eid, eid), []).append(eid)
+        if eid in groups:
+            members.setdefault(groups[eid], []).append(eid)
     pooled = {g: sorted(m) for g, m in members.items() if len(m) > 1}
     if not pooled:
         return keep, sizes, foci, {}, []
-    new_id = {eid: (g if g in pooled else eid) for g, m in members.items() for eid in m}
-    clash = sorted(g for g in pooled if g in new_id and new_id[g] != g)
-    taken = {eid for eid in keep if groups.get(eid, eid) not in pooled}
-    clash += sorted(g for g in pooled if g in taken)
-    if clash:
-        raise InputError(
-            f"experiments.csv: subject_group {clash[0]!r} is also the experiment_id of an experiment outside "
-            "that group. Fix: give the subject group a name that is not an experiment id."
-        )
+    new_id = {eid: eid for eid in keep}
+    for g, m in pooled.items():
+        if g in set(keep) - set(m):
+            raise InputError(
+                f"experiments.csv: subject_group {g!r} is also the experiment_id of an experiment outside "
+                "that group. Fix: give the subject group a name that is not an experiment id."
+            )
+        for eid in m:
+            new_id[eid] = g
     notes = []
     new_sizes: dict[str, int] = {}
     for eid in keep:
