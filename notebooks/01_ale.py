@@ -146,6 +146,8 @@ if len(reported):
 
 # %%
 foci_in = ext.foci[ext.foci["experiment_id"].isin(ale_exps["experiment_id"])]
+if not ran:
+    display(Markdown("No model ran, so there are no clusters to report (see the models table for why)."))
 for m in ran:
     res = analysis.primary[m.name]
     maps = res.maps
@@ -202,15 +204,19 @@ else:
 # %% [markdown]
 # ## Focus placement
 # NiMARE centres each kernel on the voxel nearest to the reported coordinate; GingerALE centres it at the coordinate
-# itself. Models configured with `focus_placement: exact` run on the in-house engine and are compared here with voxel
-# placement. The Monte Carlo null places its random foci at voxel centres in both cases: random locations are uniform
-# over the mask's voxels, and a kernel centred on a voxel is what a uniformly drawn voxel produces.
+# itself. Every model is also run with exact placement on the in-house engine (models configured with
+# `focus_placement: exact` report that run), and this table says how far the map and the surviving clusters move:
+# the largest ALE difference, the correlation of the two maps, the number of surviving clusters and, per surviving
+# cluster, the shift of its peak (mm) and the change of its size (voxels). Coordinates reported on the 2 mm grid
+# (even millimetres) do not move at all. The Monte Carlo null places its random foci at voxel centres in both cases:
+# a uniformly drawn location is uniform over the mask's voxels, and `tools/placement_movement.py` checks that a null
+# with continuous random locations gives the same thresholds.
 
 # %%
 if len(analysis.placement):
     display(analysis.placement)
 else:
-    display(Markdown("Every model used voxel placement (the default), so there is nothing to compare."))
+    display(Markdown("No model ran, so there is nothing to compare."))
 
 # %% [markdown]
 # ## Cross-check: NiMARE vs the in-house engine

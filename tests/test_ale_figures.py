@@ -41,8 +41,8 @@ def test_montage_slices_are_never_empty_and_legend_fits():
     assert cuts and min(cuts) >= -80 and max(cuts) <= 60  # only where foci / map are, inside the brain
     ijk = np.argwhere(np.asarray(img.dataobj) > thr)
     map_y = (ijk @ img.affine[:3, :3].T + img.affine[:3, 3])[:, 1]
-    for c in cuts:  # no empty slice
-        assert np.any(np.abs(foci["y"] - c) <= 5) or np.any(np.abs(map_y - c) <= 5)
+    for c in cuts:  # no empty slice: the map is drawn on it, or a focus near it is
+        assert np.any(np.abs(foci["y"] - c) <= 5) or np.any(np.abs(map_y - c) < 1.01)
     assert figures.choose_cuts(None, None) == []
     colours, handles = figures._foci_colours(foci, "experiment_id")
     assert len(handles) == 1 and set(colours.values()) == {figures.FOCI_COLOUR}  # 12 groups: one colour

@@ -270,6 +270,9 @@ def test_cluster_display_table_and_reported_items(tmp_path) -> None:
                          "evidence": "verified"})
     res = analyze(exps, foci, _config(inc={"contrast_types": ["between_group"], "n_iters": 60}),
                   engine="inhouse", crosscheck=False, contributions=False)
+    # every voxel-placement model is also run with exact placement; on-grid foci do not move at all
+    move = res.placement.iloc[0]
+    assert move["max_abs_ale_diff"] == 0 and move["n_surviving_voxel"] == move["n_surviving_exact"]
     shown = cluster_display_table(res.clusters)
     assert list(shown.columns[:3]) == ["Cluster", "Size (mm³)", "Peak x"]
     assert "Cluster labels (AAL, share of voxels)" in shown.columns

@@ -105,8 +105,9 @@ def choose_cuts(stat_img: nib.Nifti1Image | None, foci: pd.DataFrame | None, axi
     """Slice positions (mm) every ``step`` mm where the map (above ``threshold``) or a focus is.
 
     Slices lie inside the brain mask's extent and on the ``step`` grid through
-    0; a slice is kept when a voxel of the map above ``threshold`` lies within
-    half a step of it or a focus does, so no slice is empty. At most
+    0; a slice is kept when the map exceeds ``threshold`` on the slice itself
+    or a focus lies within half a step of it (foci are drawn on their nearest
+    slice), so no slice is empty. At most
     ``max_cuts`` slices (the step doubles until they fit).
 
     Parameters
@@ -127,20 +128,25 @@ def choose_cuts(stat_img: nib.Nifti1Image | None, foci: pd.DataFrame | None, axi
     list of int
     """
     lo, hi = _mask_extent_mm(axis)
-    occupied: list[np.ndarray] = []
+    map_pos = np.zeros(0)
+    foci_pos = np.zeros(0)
+    voxel = 1.0
     if stat_img is not None:
         data = np.asarray(stat_img.dataobj)
         ijk = np.argwhere(data > threshold)
+        voxel = float(abs(stat_img.affine[axis, axis])) or 1.0
         if ijk.size:
-            occupied.append((ijk @ stat_img.affine[:3, :3].T + stat_img.affine[:3, 3])[:, axis])
+            map_pos = (ijk @ stat_img.affine[:3, :3].T + stat_img.affine[:3, 3])[:, axis]
     if foci is not None and len(foci):
-        occupied.append(foci[["x", "y", "z"]].to_numpy(float)[:, axis])
-    if not occupied:
+        foci_pos = foci[["x", "y", "z"]].to_numpy(float)[:, axis]
+    if not map_pos.size and not foci_pos.size:
         return []
-    pos = np.concatenate(occupied)
     while True:
         grid = np.arange(np.ceil(lo / step) * step, np.floor(hi / step) * step + 1, step)
-        keep = [int(g) for g in grid if np.any(np.abs(pos - g) <= step / 2)]
+        # the map counts only where it is drawn on the slice itself (nearest voxel plane); a focus is drawn
+        # on the slice within half a step of it
+        keep = [int(g) for g in grid
+                if np.any(np.abs(map_pos - g) < voxel / 2 + 1e-6) or np.any(np.abs(foci_pos - g) <= step / 2)]
         if len(keep) <= max_cuts:
             return keep
         step *= 2

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -511,8 +511,9 @@ class ALEAnalysis:
     crosscheck : pandas.DataFrame
         Engine agreement per model (empty when not requested).
     placement : pandas.DataFrame
-        For models with exact placement: how much the map and clusters move
-        against voxel placement (:func:`placement_movement`).
+        Per model: how much the map and clusters move between voxel and
+        exact focus placement (:func:`placement_movement`; with
+        ``placement_check`` or exact-placement models).
     """
 
     models: list[ALEModel]
@@ -576,6 +577,7 @@ def analyze(
     n_cores: int | None = None,
     contributions: bool = True,
     progress: bool = False,
+    placement_check: bool = True,
 ) -> ALEAnalysis:
     """Build and run every model; optionally cross-check the two engines.
 
@@ -598,6 +600,10 @@ def analyze(
         Default to ``ale_config.seed`` / ``ale_config.n_cores``.
     progress : bool
         Progress bars (terminal / JupyterLab; keep False for rendered pages).
+    placement_check : bool
+        For voxel-placement models, also run the in-house engine with exact
+        placement and report how far the map and clusters move
+        (``placement``; GingerALE parity).
     """
     from painmeta.ale import crosscheck as xc
 
@@ -641,6 +647,10 @@ def analyze(
                 moves.append(placement_movement(voxel_run, res, m.name))
             results.setdefault("inhouse", {})[m.name] = res
             primary[m.name] = res
+        elif placement_check:
+            exact_model = replace(m, focus_placement="exact")
+            res = run_model(exact_model, "inhouse", seed, vt, ca, n_cores, n_iters, False, progress)
+            moves.append(placement_movement(primary[m.name], res, m.name))
     nulls = pd.concat([null_tables(r) for r in results.values()], ignore_index=True)
     return ALEAnalysis(
         models=models,
