@@ -184,13 +184,13 @@ for m in ran:
     display(HTML(figures.viewer_html(figures.interactive_view(maps["ale"]))))
 
 # %% [markdown]
-# ## Where no model could run
-# With too few experiments there is no inference, but the map still shows where the kernels of the public foci put
+# ## Descriptive map when no model runs
+# With too few experiments there is no inference, but a map can still show where the kernels of the public foci put
 # their probability mass (descriptive only).
 
 # %%
 if ran:
-    display(Markdown("Every model's maps are shown above."))
+    display(Markdown("Models ran, so their maps are shown above instead."))
 elif len(foci_in):
     sizes = ale_exps.set_index("experiment_id")["n_ale"].astype(int).to_dict()
     img = figures.descriptive_ale(foci_in[["experiment_id", "x", "y", "z"]], sizes)
