@@ -32,24 +32,22 @@ quick = False          # tests: few Monte Carlo iterations
 engine = "nimare"      # primary engine; the other one cross-checks
 
 # %%
-from html import escape
-
 import pandas as pd
-import yaml
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, display
 
 from painmeta import extraction
 from painmeta.ale import figures, models
 from painmeta.ale.inference import METHOD_SHORT
-from painmeta.notebooks import setup_notebook
+from painmeta.display import literal, show_markdown, show_table
+from painmeta.notebooks import progress_enabled, setup_notebook
 from painmeta.plotting import publish, save_figure
 
 setup_notebook()
 ext, config, paths = extraction.extract(dataset, config_overrides or None)
 out = paths.stage("ale")
-# Progress bars stay in the terminal and JupyterLab; a rendered page never shows them.
+# Progress bars show in the terminal and JupyterLab, never in a rendered page (progress_enabled).
 analysis = models.analyze(ext.experiments, ext.foci, config.ale, engine=engine, crosscheck=True,
-                          n_iters=50 if quick else None, progress=False)
+                          n_iters=50 if quick else None, progress=progress_enabled())
 models.save_analysis(analysis, out)
 ran = [m for m in analysis.models if not m.skipped]
 INFERENCE_TEXT = {
@@ -57,11 +55,11 @@ INFERENCE_TEXT = {
     "cluster_mass": "cluster-level FWE on cluster mass",
     "voxel": "voxel-level FWE",
 }
-display(Markdown(
+show_markdown(
     f"Settings: cluster-forming threshold p < {config.ale.voxel_thresh:g} (uncorrected), FWE α = "
     f"{config.ale.cluster_alpha:g}, Monte Carlo iterations "
     f"{'50 (quick run)' if quick else 'per model (below)'}, seed {config.ale.seed}."
-))
+)
 
 # %% [markdown]
 # ## Models
@@ -73,7 +71,9 @@ display(Markdown(
 # %%
 show = ["model", "description", "status", "reason", "n_experiments", "n_contrasts", "pooled", "n_foci", "n_subjects",
         "n_iters", "inference", "focus_placement", "n_clusters_significant", "warnings", "excluded"]
-display(analysis.summary[[c for c in show if c in analysis.summary.columns]])
+show_table(analysis.summary, columns=[c for c in show if c in analysis.summary.columns],
+           headers={"n_experiments": "Experiments (after pooling)", "n_contrasts": "Contrasts",
+                    "n_subjects": "Subjects", "n_clusters_significant": "Surviving clusters"})
 
 # %% [markdown]
 # ## Inference
@@ -90,7 +90,7 @@ display(analysis.summary[[c for c in show if c in analysis.summary.columns]])
 
 # %%
 if not ran:
-    display(Markdown("No model ran (see the table above), so there is no inference to report."))
+    show_markdown("No model ran (see the table above), so there is no inference to report.")
 else:
     rows = []
     for m in ran:
@@ -103,7 +103,7 @@ else:
             "clusters (size)": s["n_clusters_significant_size"], "clusters (mass)": s["n_clusters_significant_mass"],
             "clusters (voxel)": s["n_clusters_significant_voxel"], "voxels (voxel FWE)": s["n_voxels_vfwe"],
         })
-    display(pd.DataFrame(rows))
+    show_table(pd.DataFrame(rows))
 
 # %% [markdown]
 # ## What the kernel alone determines
@@ -113,7 +113,7 @@ else:
 # %%
 ale_exps = ext.experiments[ext.experiments["in_ale"]]
 kernels = figures.kernel_table(ale_exps["n_ale"].dropna().astype(int).tolist() or [20])
-display(kernels)
+show_table(kernels, headers={"n": "Sample size (n)"})
 
 # %% [markdown]
 # ## What is public
@@ -125,16 +125,16 @@ public_foci = int(ext.foci["experiment_id"].isin(ale_exps["experiment_id"]).sum(
 lines = [f"- {len(ale_exps)} experiment(s) from {ale_exps['study_id'].nunique()} stud(ies) have coordinates "
          f"({public_foci} foci)."]
 for r in ale_exps[ale_exps["evidence"] == "unverified"].itertuples():
-    lines.append(f"- `{escape(r.experiment_id)}`: {escape(str(r.evidence_note))}")
+    lines.append(f"- {literal(r.experiment_id)}: {literal(r.evidence_note)}")
 no_coords = ext.experiments[ext.experiments["n_foci"] == 0]
 if len(no_coords):
     lines.append(f"- No coordinates for {len(no_coords)} contrast(s): "
-                 + ", ".join(escape(e) for e in no_coords["experiment_id"]))
-display(HTML("<ul>" + "".join(f"<li>{line[2:]}</li>" for line in lines) + "</ul>"))
+                 + ", ".join(literal(e) for e in no_coords["experiment_id"]))
+show_markdown("\n".join(lines))
 reported_file = paths.raw / "reported.yaml"
 reported = models.reported_ale_items(reported_file) if reported_file.is_file() else pd.DataFrame()
 if len(reported):
-    display(reported)
+    show_table(reported, caption="ALE numbers the source reports (reported.yaml)")
 
 # %% [markdown]
 # ## Results per model
@@ -147,24 +147,23 @@ if len(reported):
 # %%
 foci_in = ext.foci[ext.foci["experiment_id"].isin(ale_exps["experiment_id"])]
 if not ran:
-    display(Markdown("No model ran, so there are no clusters to report (see the models table for why)."))
+    show_markdown("No model ran, so there are no clusters to report (see the models table for why).")
 for m in ran:
     res = analysis.primary[m.name]
     maps = res.maps
-    display(HTML(f"<h3>Model {escape(m.name)}</h3><p>{escape(m.description)}</p>"))
+    show_markdown(f"### Model {literal(m.name)}\n\n{literal(m.description)}")
     notes = [INFERENCE_TEXT[res.inference].capitalize() + f" decides survival (α = {res.cluster_alpha:g})",
              f"cluster-forming ALE {res.ale_threshold:.5f}",
              f"{res.engine} engine, focus placement {res.focus_placement}"]
-    display(HTML("<p>" + escape("; ".join(notes)) + ".</p>"))
+    show_markdown(literal("; ".join(notes) + "."))
     if res.notes:
-        display(HTML("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in res.notes) + "</ul>"))
+        show_markdown("\n".join(f"- {literal(n)}" for n in res.notes))
     cl = res.clusters
     if len(cl):
-        display(models.cluster_display_table(cl))
+        show_table(models.cluster_display_table(cl), caption=f"Surviving clusters of {m.name}")
     else:
-        display(HTML(f"<p><strong>No cluster survived {escape(INFERENCE_TEXT[res.inference])}.</strong> "
-                     f"{len(res.clusters_all)} cluster(s) exceeded the cluster-forming threshold; "
-                     "every one of them is in clusters_all.csv.</p>"))
+        show_markdown(f"**No cluster survived {INFERENCE_TEXT[res.inference]}.** {len(res.clusters_all)} cluster(s) "
+                      "exceeded the cluster-forming threshold; every one of them is in clusters_all.csv.")
     model_foci = foci_in[foci_in["experiment_id"].isin(m.foci.get("contrast_id", m.foci["experiment_id"]))]
     colour_by = "experiment_id" if model_foci["experiment_id"].nunique() <= 8 else "study_id"
     fig = figures.surviving_clusters(maps[f"ale_fwe-{METHOD_SHORT[res.inference]}"], cl,
@@ -180,7 +179,8 @@ for m in ran:
         save_figure(glass, out / "ale_glass_brain")
     publish(montage, out / "figures" / f"{m.name}_coronal_montage")
     publish(glass, out / "figures" / f"{m.name}_glass_brain")
-    display(HTML("<p>Interactive viewer (unthresholded ALE; click to move the cursor):</p>"))
+    show_markdown("Interactive viewer (unthresholded ALE; click to move the cursor):")
+    # nilearn's self-contained viewer (inlined JavaScript, no network), in an iframe's srcdoc
     display(HTML(figures.viewer_html(figures.interactive_view(maps["ale"]))))
 
 # %% [markdown]
@@ -190,7 +190,7 @@ for m in ran:
 
 # %%
 if ran:
-    display(Markdown("Models ran, so their maps are shown above instead."))
+    show_markdown("Models ran, so their maps are shown above instead.")
 elif len(foci_in):
     sizes = ale_exps.set_index("experiment_id")["n_ale"].astype(int).to_dict()
     img = figures.descriptive_ale(foci_in[["experiment_id", "x", "y", "z"]], sizes)
@@ -199,7 +199,7 @@ elif len(foci_in):
     publish(figures.coronal_montage(img, foci_in, title=label, colour_by=colour_by), out / "ale_coronal_montage")
     publish(figures.glass_brain(img, foci_in, title=label), out / "ale_glass_brain")
 else:
-    display(Markdown("No public foci, so there is no map to show."))
+    show_markdown("No public foci, so there is no map to show.")
 
 # %% [markdown]
 # ## Focus placement
@@ -214,9 +214,9 @@ else:
 
 # %%
 if len(analysis.placement):
-    display(analysis.placement)
+    show_table(analysis.placement, formats={"max_abs_ale_diff": "{:.3g}", "r_ale": "{:.5f}"})
 else:
-    display(Markdown("No model ran, so there is nothing to compare."))
+    show_markdown("No model ran, so there is nothing to compare.")
 
 # %% [markdown]
 # ## Cross-check: NiMARE vs the in-house engine
@@ -228,11 +228,11 @@ else:
 # %%
 if len(analysis.crosscheck):
     cc = analysis.crosscheck
-    display(Markdown(f"**{int(cc['passed'].sum())} of {len(cc)} checks passed.**"))
-    display(cc)
+    show_markdown(f"**{int(cc['passed'].sum())} of {len(cc)} checks passed.**")
+    show_table(cc)
 else:
-    display(Markdown("No model ran, so nothing to cross-check here; the engines are cross-checked on synthetic data "
-                     "and on the `nidm_pain` positive control in the test suite."))
+    show_markdown("No model ran, so nothing to cross-check here; the engines are cross-checked on synthetic data "
+                  "and on the `nidm_pain` positive control in the test suite.")
 
 # %% [markdown]
 # ## Monte Carlo null distributions
@@ -245,7 +245,7 @@ if len(analysis.nulls):
     publish(figures.null_distributions(analysis.nulls, observed, alpha=config.ale.cluster_alpha),
             out / "ale_null_distributions")
 else:
-    display(Markdown("No null distribution: no model ran."))
+    show_markdown("No null distribution: no model ran.")
 
 # %% [markdown]
 # ## Contribution analysis
@@ -253,7 +253,122 @@ else:
 
 # %%
 if len(analysis.contributions):
-    display(analysis.contributions.pivot_table(index=["model", "kind", "experiment_id"], columns="cluster_id",
-                                               values="value").round(4))
+    table = analysis.contributions.pivot_table(index=["model", "kind", "experiment_id"], columns="cluster_id",
+                                               values="value").round(4)
+    show_table(table.rename(columns=lambda c: f"cluster {c}"))
 else:
-    display(Markdown("No surviving cluster, so no contribution analysis."))
+    show_markdown("No surviving cluster, so no contribution analysis.")
+
+# %% [markdown]
+# <!-- ===== ale-analyses section: leave-one-out, fail-safe N, subtraction / conjunction ===== -->
+# ## Leave-one-experiment-out stability
+# For every significant cluster and every experiment: the ALE map without that experiment (from the model's total
+# log-sum minus the experiment's own term, no refit), its own cluster-forming value, and whether the cluster still
+# reaches the model's minimum significant size (one Monte Carlo null for all leave-one-out maps: removing one
+# experiment moves the null little, and a null per experiment would cost as many nulls as experiments). Above 100
+# experiments the full model's cluster-forming value is reused too (column `threshold_source`).
+
+# %%
+from painmeta.ale import analysis_figures, contrast as ale_contrast, contributions as ale_contrib, fsn as ale_fsn
+from painmeta.ale.problem import make_problem
+
+loo_done = False
+for model in ran:
+    name = model.name
+    res = analysis.primary[name]
+    sig = [int(c) for c in res.clusters["cluster_id"]]
+    if not sig:
+        continue
+    problem = make_problem(model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes,
+                           experiment_order=res.experiment_ids, focus_placement=res.focus_placement)
+    loo = ale_contrib.leave_one_out_stability(problem, res.label_map, sig, res.cluster_size_threshold,
+                                              res.voxel_thresh, full_threshold=res.ale_threshold)
+    loo.to_csv(out / name / "leave_one_out.csv", index=False)
+    n_fail = int((~loo["survives"]).sum())
+    show_markdown(f"**{literal(name)}**: {len(sig)} cluster(s) x {problem.n_experiments} experiments; "
+                  f"{n_fail} experiment-cluster pair(s) where the cluster no longer survives.")
+    display(loo.pivot(index="experiment_id", columns="cluster_id", values="size_change_pct").round(1)
+            .add_prefix("size change % cl. "))
+    publish(analysis_figures.loo_figure(loo, title=f"{name}: leave-one-experiment-out"), out / f"ale_loo_{name}")
+    loo_done = True
+if not loo_done:
+    show_markdown("No significant cluster in any model, so there is nothing whose stability could be tested.")
+
+# %% [markdown]
+# ## Fail-safe N
+# How many null experiments (sample sizes and foci counts resampled from the real ones, foci uniform in the brain
+# mask, seeded) each significant cluster survives at cluster-level FWE (Acar et al. 2018), over several file drawers,
+# with the in-house engine; found by bisection over nested refits (`painmeta.ale.fsn`). Null foci come from the
+# brain mask, as in Enge et al. 2021 (NiMARE 0.0.9 returned that mask when asked for a grey-matter template); Acar et
+# al.'s grey-matter template (not shipped with NiMARE 0.22.1) puts more null foci in cortex, where real clusters are,
+# and so gives lower values.
+
+# %%
+fsn_cfg = config.ale.fsn
+fsn_done = False
+if not fsn_cfg.enabled:
+    show_markdown("Fail-safe N is not enabled for this dataset (`ale.fsn.enabled` in `dataset.yaml`); "
+                  "`python -m painmeta ale --fsn` runs it on any model.")
+else:
+    for model in ran:
+        name = model.name
+        res = analysis.primary[name]
+        if res.clusters.empty:
+            continue
+        fres = ale_fsn.attach_fsn(
+            res, model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes,
+            n_drawers=1 if quick else fsn_cfg.n_drawers, max_factor=1.0 if quick else fsn_cfg.max_factor,
+            n_iters=50 if quick else (fsn_cfg.n_iters or res.n_iters), method=fsn_cfg.method,
+            n_threads=config.ale.n_cores)
+        fres.save(out / name)
+        res.clusters_all.to_csv(out / name / "clusters_all.csv", index=False)
+        res.clusters.to_csv(out / name / "clusters.csv", index=False)
+        summ = fres.summary()
+        show_markdown(f"**{literal(name)}**: {fres.n_drawers} drawer(s) of up to {fres.k_max} null experiments, "
+                      f"{fres.n_iters} Monte Carlo iterations per refit ({fres.method})"
+                      + (" - quick run: 1 drawer, k_max = number of experiments" if quick else ""))
+        show_table(summ.round(2))
+        publish(analysis_figures.fsn_figure(summ, len(res.experiment_ids), fres.k_max, title=f"{name}: fail-safe N"),
+                out / f"ale_fsn_{name}")
+        fsn_done = True
+    if not fsn_done:
+        show_markdown("Fail-safe N is enabled, but no model has a significant cluster.")
+
+# %% [markdown]
+# ## Subtraction and conjunction
+# Contrasts declared in `dataset.yaml` (`ale.contrasts`): label-permutation subtraction of two models' ALE maps
+# (two-sided voxel p and a minimum cluster extent, Enge et al. 2021's thresholds by default) and the conjunction
+# (voxel-wise minimum of both models' cluster-FWE thresholded ALE). The in-house subtraction keeps exact ties between
+# permuted and observed differences; NiMARE 0.22.1 compares a float64 permuted difference with a float32 observed one
+# and so breaks such ties by rounding. The cross-check runs both on NiMARE's own permutations.
+
+# %%
+if not config.ale.contrasts:
+    show_markdown("No contrast is declared for this dataset (`ale.contrasts` in `dataset.yaml`).")
+else:
+    contrasts, ctable = ale_contrast.run_dataset_contrasts(
+        analysis.models, config.ale, analysis.results[engine], engine=engine, seed=config.ale.seed,
+        n_cores=config.ale.n_cores, n_iters=200 if quick else None)
+    show_table(ctable)
+    ctable.to_csv(out / "contrasts.csv", index=False)
+    checks = []
+    for cname, cres in contrasts.items():
+        cres.save(out / f"contrast-{cname}")
+        show_markdown(f"**{literal(cname)}** ({literal(cres.label_a)} vs {literal(cres.label_b)}), "
+                      f"{cres.subtraction.n_iters} permutations")
+        show_table(cres.clusters, empty="No subtraction or conjunction cluster.")
+        publish(analysis_figures.contrast_figure(cres), out / f"ale_contrast_{cname}")
+        c = config.ale.contrasts[cname]
+        ma = next(m for m in analysis.models if m.name == c.a)
+        mb = next(m for m in analysis.models if m.name == c.b)
+        checks.append(ale_contrast.crosscheck_subtraction(
+            ma.foci, ma.sample_sizes, mb.foci, mb.sample_sizes, n_iters=100 if quick else min(c.n_iters, 1000),
+            seed=config.ale.seed, name=cname, voxel_thresh=c.voxel_thresh, min_cluster_mm3=c.min_cluster_mm3,
+            n_cores=config.ale.n_cores))
+    if checks:
+        cc_sub = pd.concat(checks, ignore_index=True)
+        show_markdown(f"**Subtraction cross-check: {int(cc_sub['passed'].sum())} of {len(cc_sub)} checks passed.**")
+        show_table(cc_sub)
+        cc_sub.to_csv(out / "contrast_crosscheck.csv", index=False)
+# <!-- ===== end of ale-analyses section ===== -->
+

@@ -87,6 +87,15 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                         "(GingerALE; in-house engine only)")
     p.add_argument("--crosscheck", action="store_true", help="dataset mode: run both engines and compare")
     p.add_argument("--progress", action="store_true", help="progress bar (in-house engine)")
+    p.add_argument("--fsn", action="store_true",
+                   help="fail-safe N of significant clusters (Acar 2018; in-house refits; dataset mode: also "
+                        "when the config's ale.fsn.enabled is true)")
+    p.add_argument("--fsn-drawers", type=_positive_int, default=None, help="file drawers (default 10 / config)")
+    p.add_argument("--fsn-max-factor", type=float, default=None,
+                   help="at most this many times the experiments as null experiments (default 5 / config)")
+    p.add_argument("--fsn-n-iters", type=_positive_int, default=None,
+                   help="Monte Carlo iterations per FSN refit (default: the model's)")
+    p.add_argument("--no-contrasts", action="store_true", help="dataset mode: skip the config's ale.contrasts")
     p.set_defaults(func=run_cli)
     return p
 
@@ -135,7 +144,15 @@ def run_sleuth(args: argparse.Namespace) -> int:
         voxel_thresh=args.voxel_thresh or 0.001, cluster_alpha=args.cluster_alpha or 0.05,
         n_cores=args.n_cores or 2, contributions=not args.no_contributions, progress=args.progress,
     )
+    fsn = None
+    if args.fsn:
+        from painmeta.ale.fsn import attach_fsn
+
+        fsn = attach_fsn(result, data.foci, data.sample_sizes, n_drawers=args.fsn_drawers or 10,
+                         max_factor=args.fsn_max_factor or 5.0, n_iters=args.fsn_n_iters, n_threads=args.n_cores or 2)
     result.save(args.out)
+    if fsn is not None:
+        fsn.save(args.out)
     _print_summary(result.summary(), args.out)
     return 0
 
@@ -158,7 +175,36 @@ def run_dataset(args: argparse.Namespace) -> int:
                 setattr(model_cfg, key, getattr(args, key))
     analysis = analyze(exps, foci, config.ale, engine=args.engine, crosscheck=args.crosscheck,
                        n_iters=args.n_iters, contributions=not args.no_contributions, progress=args.progress)
-    save_analysis(analysis, args.out, crosscheck=args.crosscheck)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fsn_cfg = config.ale.fsn
+    fsn_res: dict[str, Any] = {}
+    if args.fsn or fsn_cfg.enabled:
+        from painmeta.ale.fsn import attach_fsn
+
+        models = {m.name: m for m in analysis.models}
+        # the result each model reports (the primary engine's, or in-house for exact placement)
+        for name, res in analysis.primary.items():
+            fsn_res[name] = attach_fsn(res, models[name].foci, models[name].sample_sizes,
+                       n_drawers=args.fsn_drawers or fsn_cfg.n_drawers,
+                       max_factor=args.fsn_max_factor or fsn_cfg.max_factor,
+                       n_iters=args.fsn_n_iters or fsn_cfg.n_iters or args.n_iters, method=fsn_cfg.method,
+                       n_threads=args.n_cores or config.ale.n_cores)
+    if config.ale.contrasts and not args.no_contrasts:
+        from painmeta.ale.contrast import run_dataset_contrasts
+
+        contrasts, ctable = run_dataset_contrasts(
+            analysis.models, config.ale, analysis.results.get(args.engine, {}), engine=args.engine,
+            seed=config.ale.seed, n_cores=args.n_cores or config.ale.n_cores, n_iters=args.n_iters)
+        for cname, cres in contrasts.items():
+            cres.save(out / f"contrast-{cname}")
+        ctable.to_csv(out / "contrasts.csv", index=False)
+        for _, row in ctable.iterrows():
+            print(f"contrast {row['contrast']}: {row['status']}" + (f": {row['reason']}" if row["reason"] else ""))
+    save_analysis(analysis, out, crosscheck=args.crosscheck)
+    for name, fres in fsn_res.items():
+        if fres is not None:
+            fres.save(out / name)
     for _, row in analysis.summary.iterrows():
         status = row["status"] if row["status"] != "skipped" else f"skipped: {row['reason']}"
         print(f"{row['model']}: {status}")
