@@ -16,11 +16,14 @@
 # %% [markdown]
 # # Stage 1 · Activation likelihood estimation (ALE)
 #
-# Coordinate-based meta-analysis as the review configured it: sample-size-dependent Gaussian kernels (Eickhoff 2009),
-# Turkeltaub's non-additive modelled activation, the MNI152 2 mm mask (228,483 voxels), cluster-forming p < 0.001 and
-# cluster-level FWE p < 0.05 from a seeded Monte Carlo null. The primary engine is NiMARE (`painmeta.ale.nimare_engine`);
-# every model is re-run by our independent in-house engine (`painmeta.ale.inhouse`) and the two are compared
-# (`painmeta.ale.crosscheck`). Models with too few experiments are skipped with the reason.
+# Coordinate-based meta-analysis: every reported peak (focus) is blurred with a Gaussian whose width depends on the
+# experiment's sample size (Eickhoff et al. 2009); an experiment's modelled activation (MA) map is the voxel-wise
+# maximum over its foci (Turkeltaub et al. 2012); ALE is the union of the experiments' MA maps within the MNI152 2 mm
+# mask (228,483 voxels). Convergence is tested against a null of spatial independence: voxel p-values from the
+# analytic null, then family-wise error (FWE) control from a seeded Monte Carlo null that records, per iteration, the
+# largest ALE value, the largest cluster and the largest cluster mass. The primary engine is NiMARE
+# (`painmeta.ale.nimare_engine`); every model is re-run by the independent in-house engine (`painmeta.ale.inhouse`)
+# and the two are compared (`painmeta.ale.crosscheck`). Models with too few experiments are skipped with the reason.
 
 # %% tags=["parameters"]
 dataset = "cipn"
@@ -29,159 +32,232 @@ quick = False          # tests: few Monte Carlo iterations
 engine = "nimare"      # primary engine; the other one cross-checks
 
 # %%
-import json
-
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import HTML, display
 
-from painmeta import audit, extraction
+from painmeta import extraction
 from painmeta.ale import figures, models
-from painmeta.display import literal, show_markdown
+from painmeta.ale.inference import METHOD_SHORT
+from painmeta.display import literal, show_markdown, show_table
 from painmeta.notebooks import progress_enabled, setup_notebook
-from painmeta.plotting import publish
+from painmeta.plotting import publish, save_figure
 
 setup_notebook()
 ext, config, paths = extraction.extract(dataset, config_overrides or None)
 out = paths.stage("ale")
+# Progress bars show in the terminal and JupyterLab, never in a rendered page (progress_enabled).
 analysis = models.analyze(ext.experiments, ext.foci, config.ale, engine=engine, crosscheck=True,
                           n_iters=50 if quick else None, progress=progress_enabled())
-show_markdown(f"Monte Carlo iterations: {'50 (quick run)' if quick else 'per model, from dataset.yaml'}; "
-                 f"seed {config.ale.seed}.")
+models.save_analysis(analysis, out)
+ran = [m for m in analysis.models if not m.skipped]
+INFERENCE_TEXT = {
+    "cluster_size": "cluster-level FWE on cluster size",
+    "cluster_mass": "cluster-level FWE on cluster mass",
+    "voxel": "voxel-level FWE",
+}
+show_markdown(
+    f"Settings: cluster-forming threshold p < {config.ale.voxel_thresh:g} (uncorrected), FWE α = "
+    f"{config.ale.cluster_alpha:g}, Monte Carlo iterations "
+    f"{'50 (quick run)' if quick else 'per model (below)'}, seed {config.ale.seed}."
+)
 
 # %% [markdown]
 # ## Models
-# Every model in `dataset.yaml`, whether it ran, and why not.
+# Every model in `dataset.yaml`, whether it ran and why not. *Experiments* counts the independent samples that
+# entered: contrasts that share participants (the same `subject_group` in `experiments.csv`) are pooled into one
+# experiment first (Turkeltaub et al. 2012), and *pooled* lists them. *Inference* is the FWE correction that decides
+# which clusters survive; all three corrections are computed from the same Monte Carlo null and written for every model.
 
 # %%
-display(analysis.summary)
-for m in analysis.models:
-    if len(getattr(m, "excluded", [])):
-        show_markdown(f"**{literal(m.name)}**: experiments not entering the model")
-        display(m.excluded)
+show = ["model", "description", "status", "reason", "n_experiments", "n_contrasts", "pooled", "n_foci", "n_subjects",
+        "n_iters", "inference", "focus_placement", "n_clusters_significant", "warnings", "excluded"]
+show_table(analysis.summary, columns=[c for c in show if c in analysis.summary.columns],
+           headers={"n_experiments": "Experiments (after pooling)", "n_contrasts": "Contrasts",
+                    "n_subjects": "Subjects", "n_clusters_significant": "Surviving clusters"})
+
+# %% [markdown]
+# ## Inference
+# Three family-wise error corrections come from the same Monte Carlo loop (random foci at in-mask voxels, the real
+# foci counts and kernels):
+#
+# - **cluster size** (the usual ALE choice): a cluster of voxels above the cluster-forming threshold survives when
+#   fewer than α of the iterations produced a cluster at least as large;
+# - **cluster mass** (sum of ALE above the threshold over the cluster), more sensitive to strong small clusters;
+# - **voxel level**: a voxel survives when fewer than α of the iterations reached its ALE anywhere in the brain.
+#
+# Each p-value is the share of iterations whose maximum is at least the observed value (at least 1/iterations), as
+# NiMARE's `FWECorrector` computes it. Thresholds below are the values a statistic must exceed.
+
+# %%
+if not ran:
+    show_markdown("No model ran (see the table above), so there is no inference to report.")
+else:
+    rows = []
+    for m in ran:
+        s = analysis.primary[m.name].summary()
+        rows.append({
+            "model": m.name, "primary inference": INFERENCE_TEXT[s["inference"]],
+            "focus placement": s["focus_placement"], "cluster-forming ALE": s["cluster_forming_ale"],
+            "min. cluster size (mm³)": s["cluster_size_threshold_mm3"],
+            "cluster mass to exceed": s["cluster_mass_threshold"], "voxel-level ALE to exceed": s["vfwe_ale_threshold"],
+            "clusters (size)": s["n_clusters_significant_size"], "clusters (mass)": s["n_clusters_significant_mass"],
+            "clusters (voxel)": s["n_clusters_significant_voxel"], "voxels (voxel FWE)": s["n_voxels_vfwe"],
+        })
+    show_table(pd.DataFrame(rows))
 
 # %% [markdown]
 # ## What the kernel alone determines
-# FWHM and the peak value of one isolated focus for each sample size entering ALE.
+# FWHM and the peak value of one isolated focus (the largest ALE an experiment can contribute alone) for each sample
+# size entering ALE.
 
 # %%
-n_ale = ext.experiments.loc[ext.experiments["study_id"].isin(
-    ext.studies.loc[ext.studies["syntheses"].str.contains("ale", na=False), "study_id"]), "n_ale"].dropna().astype(int)
-kernels = figures.kernel_table(n_ale.tolist() or [20])
-display(kernels)
-reported_file = paths.raw / "reported.yaml"
-if reported_file.is_file():
-    rep = {i["id"]: i for i in audit.load_reported(reported_file)}  # bounded, validated reader
-    fw = rep.get("ale_fwhm", {}).get("value")
-    mx = rep.get("ale_max", {}).get("value")
-    n20 = kernels.set_index("n")
-    lines = []
-    if fw:
-        lines.append(f"- Review's FWHM range {fw[0]}–{fw[1]} mm; kernels here: " +
-                     ", ".join(f"n = {n}: {r.fwhm_mm:.2f} mm" for n, r in n20.iterrows()))
-    if mx and 20 in n20.index:
-        lines.append(f"- Review's maximum ALE {mx}; an isolated n = 20 focus peaks at {n20.loc[20, 'peak_ma']:.4f}: "
-                     "no two experiments overlapped anywhere.")
-    show_markdown("\n".join(lines))
+ale_exps = ext.experiments[ext.experiments["in_ale"]]
+kernels = figures.kernel_table(ale_exps["n_ale"].dropna().astype(int).tolist() or [20])
+show_table(kernels, headers={"n": "Sample size (n)"})
 
 # %% [markdown]
 # ## What is public
+# What the dataset provides for ALE, and the ALE numbers its source reports (when the dataset has a `reported.yaml`;
+# the audit stage recomputes each of them).
 
 # %%
-in_ale = ext.experiments[ext.experiments["in_ale"]]
-public_foci = int(ext.foci["experiment_id"].isin(in_ale["experiment_id"]).sum())
-lines = [f"- {len(in_ale)} experiment(s) from {in_ale['study_id'].nunique()} stud(ies) have public coordinates "
+public_foci = int(ext.foci["experiment_id"].isin(ale_exps["experiment_id"]).sum())
+lines = [f"- {len(ale_exps)} experiment(s) from {ale_exps['study_id'].nunique()} stud(ies) have coordinates "
          f"({public_foci} foci)."]
-if reported_file.is_file() and {"ale_foci", "ale_datasets", "ale_participants"} <= set(rep):
-    lines.append(f"- The review used {rep['ale_foci']['value']} foci from {rep['ale_datasets']['value']} datasets "
-                 f"({rep['ale_participants']['value']} participants).")
-unverified = in_ale[in_ale["evidence"] == "unverified"]
-for r in unverified.itertuples():
+for r in ale_exps[ale_exps["evidence"] == "unverified"].itertuples():
     lines.append(f"- {literal(r.experiment_id)}: {literal(r.evidence_note)}")
-no_coords = ext.experiments[(ext.experiments["n_foci"] == 0)]
+no_coords = ext.experiments[ext.experiments["n_foci"] == 0]
 if len(no_coords):
-    lines.append(f"- No public coordinates for {len(no_coords)} contrast(s): "
+    lines.append(f"- No coordinates for {len(no_coords)} contrast(s): "
                  + ", ".join(literal(e) for e in no_coords["experiment_id"]))
-lines.append("- Reproduced here: the kernel values above, and every model that has enough public experiments. "
-             "Not reproducible: any statistic that depends on the unpublished foci (minimum p, cluster-size "
-             "threshold, ALE range of the review's models).")
 show_markdown("\n".join(lines))
+reported_file = paths.raw / "reported.yaml"
+reported = models.reported_ale_items(reported_file) if reported_file.is_file() else pd.DataFrame()
+if len(reported):
+    show_table(reported, caption="ALE numbers the source reports (reported.yaml)")
 
 # %% [markdown]
-# ## Clusters
-# Clusters surviving cluster-level FWE correction (an empty table is a result: no cluster survived).
+# ## Results per model
+# For every model that ran: the clusters as papers print them (size, peak and centre of mass in MNI mm, peak and mean
+# ALE and z, FWE p for size, mass and voxel level, atlas labels at the peak and the labelled share of the cluster's
+# voxels from AAL2 and Harvard-Oxford), the thresholded map of the surviving clusters, the unthresholded map with the
+# foci and the surviving clusters outlined, and an interactive viewer. Every map is also written as NIfTI next to
+# this page's outputs.
 
 # %%
-ran = [m.name for m in analysis.models if not m.skipped]
+foci_in = ext.foci[ext.foci["experiment_id"].isin(ale_exps["experiment_id"])]
 if not ran:
-    show_markdown("No model ran (see the table above), so there is no cluster to report.")
-for name in ran:
-    res = analysis.results[engine][name]
+    show_markdown("No model ran, so there are no clusters to report (see the models table for why).")
+for m in ran:
+    res = analysis.primary[m.name]
+    maps = res.maps
+    show_markdown(f"### Model {literal(m.name)}\n\n{literal(m.description)}")
+    notes = [INFERENCE_TEXT[res.inference].capitalize() + f" decides survival (α = {res.cluster_alpha:g})",
+             f"cluster-forming ALE {res.ale_threshold:.5f}",
+             f"{res.engine} engine, focus placement {res.focus_placement}"]
+    show_markdown(literal("; ".join(notes) + "."))
+    if res.notes:
+        show_markdown("\n".join(f"- {literal(n)}" for n in res.notes))
     cl = res.clusters
-    show_markdown(f"**{literal(name)}** — cluster-forming ALE {res.ale_threshold:.5f}; minimum significant cluster "
-                  f"{res.cluster_size_threshold} voxels")
-    display(cl) if len(cl) else show_markdown("No cluster survived cluster-level FWE correction.")
-    res.save(out / name)
+    if len(cl):
+        show_table(models.cluster_display_table(cl), caption=f"Surviving clusters of {m.name}")
+    else:
+        show_markdown(f"**No cluster survived {INFERENCE_TEXT[res.inference]}.** {len(res.clusters_all)} cluster(s) "
+                      "exceeded the cluster-forming threshold; every one of them is in clusters_all.csv.")
+    model_foci = foci_in[foci_in["experiment_id"].isin(m.foci.get("contrast_id", m.foci["experiment_id"]))]
+    colour_by = "experiment_id" if model_foci["experiment_id"].nunique() <= 8 else "study_id"
+    fig = figures.surviving_clusters(maps[f"ale_fwe-{METHOD_SHORT[res.inference]}"], cl,
+                                     title=f"{m.name}: surviving clusters ({INFERENCE_TEXT[res.inference]}, "
+                                           f"α = {res.cluster_alpha:g}); numbers are cluster ids")
+    if fig is not None:
+        publish(fig, out / "figures" / f"{m.name}_surviving")
+    montage = figures.coronal_montage(maps["ale"], model_foci, title=f"{m.name}: unthresholded ALE",
+                                      colour_by=colour_by, outline_img=maps["clusters"])
+    glass = figures.glass_brain(maps["ale"], model_foci, title=f"{m.name}: unthresholded ALE")
+    if m is ran[0]:  # the report index shows the first model's maps under these names
+        save_figure(montage, out / "ale_coronal_montage")
+        save_figure(glass, out / "ale_glass_brain")
+    publish(montage, out / "figures" / f"{m.name}_coronal_montage")
+    publish(glass, out / "figures" / f"{m.name}_glass_brain")
+    show_markdown("Interactive viewer (unthresholded ALE; click to move the cursor):")
+    # nilearn's self-contained viewer (inlined JavaScript, no network), in an iframe's srcdoc
+    display(HTML(figures.viewer_html(figures.interactive_view(maps["ale"]))))
 
 # %% [markdown]
-# ## Maps
-# Coronal slices across the review's range (y = −102 to +88 mm) with the foci on their nearest slice, and a glass brain.
+# ## Descriptive map when no model runs
+# With too few experiments there is no inference, but a map can still show where the kernels of the public foci put
+# their probability mass (descriptive only).
 
 # %%
-foci_in = ext.foci[ext.foci["experiment_id"].isin(in_ale["experiment_id"])]
-colour_by = "experiment_id" if foci_in["experiment_id"].nunique() <= 8 else "study_id"
 if ran:
-    name = ran[0]
-    img = analysis.results[engine][name].maps["ale"]
-    label = f"{config.name}, model {name}: unthresholded ALE"
+    show_markdown("Models ran, so their maps are shown above instead.")
 elif len(foci_in):
-    sizes = in_ale.set_index("experiment_id")["n_ale"].astype(int).to_dict()
+    sizes = ale_exps.set_index("experiment_id")["n_ale"].astype(int).to_dict()
     img = figures.descriptive_ale(foci_in[["experiment_id", "x", "y", "z"]], sizes)
-    label = f"{config.name}: descriptive ALE of the public foci (no model could run; not an inferential map)"
-else:
-    img = None
-    label = f"{config.name}: no public foci"
-if img is not None or len(foci_in):
+    label = f"{config.name}: descriptive ALE of the public foci (not an inferential map)"
+    colour_by = "experiment_id" if foci_in["experiment_id"].nunique() <= 8 else "study_id"
     publish(figures.coronal_montage(img, foci_in, title=label, colour_by=colour_by), out / "ale_coronal_montage")
-if img is not None:
     publish(figures.glass_brain(img, foci_in, title=label), out / "ale_glass_brain")
+else:
+    show_markdown("No public foci, so there is no map to show.")
+
+# %% [markdown]
+# ## Focus placement
+# NiMARE centres each kernel on the voxel nearest to the reported coordinate; GingerALE centres it at the coordinate
+# itself. Every model is also run with exact placement on the in-house engine (models configured with
+# `focus_placement: exact` report that run), and this table says how far the map and the surviving clusters move:
+# the largest ALE difference, the correlation of the two maps, the number of surviving clusters and, per surviving
+# cluster, the shift of its peak (mm) and the change of its size (voxels). Coordinates reported on the 2 mm grid
+# (even millimetres) do not move at all. The Monte Carlo null places its random foci at voxel centres in both cases:
+# a uniformly drawn location is uniform over the mask's voxels, and `tools/placement_movement.py` checks that a null
+# with continuous random locations gives the same thresholds.
+
+# %%
+if len(analysis.placement):
+    show_table(analysis.placement, formats={"max_abs_ale_diff": "{:.3g}", "r_ale": "{:.5f}"})
+else:
+    show_markdown("No model ran, so there is nothing to compare.")
 
 # %% [markdown]
 # ## Cross-check: NiMARE vs the in-house engine
 # Same foci, same random foci draws: ALE maps must agree within 1e-6 (float32 sums), p-maps and clusters identically,
-# every Monte Carlo iteration identically. Independent random streams: a two-sample KS test that does not reject and
-# 95th percentiles within sampling error. Each row states its tolerance and why.
+# every Monte Carlo iteration identically, and so the voxel-level and cluster-mass FWE maps, their thresholds and the
+# surviving voxels. Independent random streams: a two-sample KS test that does not reject and 95th percentiles within
+# sampling error. Each row states its tolerance and why.
 
 # %%
 if len(analysis.crosscheck):
     cc = analysis.crosscheck
     show_markdown(f"**{int(cc['passed'].sum())} of {len(cc)} checks passed.**")
-    display(cc)
-    cc.to_csv(out / "crosscheck.csv", index=False)
+    show_table(cc)
 else:
     show_markdown("No model ran, so nothing to cross-check here; the engines are cross-checked on synthetic data "
-                     "and on the `nidm_pain` positive control in the test suite.")
+                  "and on the `nidm_pain` positive control in the test suite.")
 
 # %% [markdown]
 # ## Monte Carlo null distributions
+# Per-iteration maxima of each model; dashed lines are the values a statistic must exceed for FWE p < α, solid black
+# lines the observed maxima.
 
 # %%
 if len(analysis.nulls):
-    publish(figures.null_distributions(analysis.nulls, alpha=config.ale.cluster_alpha), out / "ale_null_distributions")
-    analysis.nulls.to_csv(out / "null.csv", index=False)
+    observed = figures.observed_statistics(analysis.primary)
+    publish(figures.null_distributions(analysis.nulls, observed, alpha=config.ale.cluster_alpha),
+            out / "ale_null_distributions")
 else:
     show_markdown("No null distribution: no model ran.")
 
 # %% [markdown]
 # ## Contribution analysis
-# For each significant cluster: jackknife (cluster ALE without each experiment) and focus counts.
+# For each surviving cluster: jackknife (share of the cluster's ALE lost without each experiment) and focus counts.
 
 # %%
 if len(analysis.contributions):
-    display(analysis.contributions.pivot_table(index=["model", "kind", "experiment_id"], columns="cluster_id",
-                                               values="value").round(4))
+    table = analysis.contributions.pivot_table(index=["model", "kind", "experiment_id"], columns="cluster_id",
+                                               values="value").round(4)
+    show_table(table.rename(columns=lambda c: f"cluster {c}"))
 else:
-    show_markdown("No significant cluster, so no contribution analysis.")
-analysis.summary.to_csv(out / "models.csv", index=False)
+    show_markdown("No surviving cluster, so no contribution analysis.")
 
 # %% [markdown]
 # <!-- ===== ale-analyses section: leave-one-out, fail-safe N, subtraction / conjunction ===== -->
@@ -197,26 +273,26 @@ from painmeta.ale import analysis_figures, contrast as ale_contrast, contributio
 from painmeta.ale.problem import make_problem
 
 loo_done = False
-for name in ran:
-    res = analysis.results[engine][name]
+for model in ran:
+    name = model.name
+    res = analysis.primary[name]
     sig = [int(c) for c in res.clusters["cluster_id"]]
     if not sig:
         continue
-    model = next(m for m in analysis.models if m.name == name)
     problem = make_problem(model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes,
-                           experiment_order=res.experiment_ids)
+                           experiment_order=res.experiment_ids, focus_placement=res.focus_placement)
     loo = ale_contrib.leave_one_out_stability(problem, res.label_map, sig, res.cluster_size_threshold,
                                               res.voxel_thresh, full_threshold=res.ale_threshold)
     loo.to_csv(out / name / "leave_one_out.csv", index=False)
     n_fail = int((~loo["survives"]).sum())
-    display(Markdown(f"**{name}**: {len(sig)} cluster(s) x {problem.n_experiments} experiments; "
-                     f"{n_fail} experiment-cluster pair(s) where the cluster no longer survives."))
+    show_markdown(f"**{literal(name)}**: {len(sig)} cluster(s) x {problem.n_experiments} experiments; "
+                  f"{n_fail} experiment-cluster pair(s) where the cluster no longer survives.")
     display(loo.pivot(index="experiment_id", columns="cluster_id", values="size_change_pct").round(1)
             .add_prefix("size change % cl. "))
     publish(analysis_figures.loo_figure(loo, title=f"{name}: leave-one-experiment-out"), out / f"ale_loo_{name}")
     loo_done = True
 if not loo_done:
-    display(Markdown("No significant cluster in any model, so there is nothing whose stability could be tested."))
+    show_markdown("No significant cluster in any model, so there is nothing whose stability could be tested.")
 
 # %% [markdown]
 # ## Fail-safe N
@@ -231,14 +307,14 @@ if not loo_done:
 fsn_cfg = config.ale.fsn
 fsn_done = False
 if not fsn_cfg.enabled:
-    display(Markdown("Fail-safe N is not enabled for this dataset (`ale.fsn.enabled` in `dataset.yaml`); "
-                     "`python -m painmeta ale --fsn` runs it on any model."))
+    show_markdown("Fail-safe N is not enabled for this dataset (`ale.fsn.enabled` in `dataset.yaml`); "
+                  "`python -m painmeta ale --fsn` runs it on any model.")
 else:
-    for name in ran:
-        res = analysis.results[engine][name]
+    for model in ran:
+        name = model.name
+        res = analysis.primary[name]
         if res.clusters.empty:
             continue
-        model = next(m for m in analysis.models if m.name == name)
         fres = ale_fsn.attach_fsn(
             res, model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes,
             n_drawers=1 if quick else fsn_cfg.n_drawers, max_factor=1.0 if quick else fsn_cfg.max_factor,
@@ -248,15 +324,15 @@ else:
         res.clusters_all.to_csv(out / name / "clusters_all.csv", index=False)
         res.clusters.to_csv(out / name / "clusters.csv", index=False)
         summ = fres.summary()
-        display(Markdown(f"**{name}**: {fres.n_drawers} drawer(s) of up to {fres.k_max} null experiments, "
-                         f"{fres.n_iters} Monte Carlo iterations per refit ({fres.method})"
-                         + (" - quick run: 1 drawer, k_max = number of experiments" if quick else "")))
-        display(summ.round(2))
+        show_markdown(f"**{literal(name)}**: {fres.n_drawers} drawer(s) of up to {fres.k_max} null experiments, "
+                      f"{fres.n_iters} Monte Carlo iterations per refit ({fres.method})"
+                      + (" - quick run: 1 drawer, k_max = number of experiments" if quick else ""))
+        show_table(summ.round(2))
         publish(analysis_figures.fsn_figure(summ, len(res.experiment_ids), fres.k_max, title=f"{name}: fail-safe N"),
                 out / f"ale_fsn_{name}")
         fsn_done = True
     if not fsn_done:
-        display(Markdown("Fail-safe N is enabled, but no model has a significant cluster."))
+        show_markdown("Fail-safe N is enabled, but no model has a significant cluster.")
 
 # %% [markdown]
 # ## Subtraction and conjunction
@@ -268,18 +344,19 @@ else:
 
 # %%
 if not config.ale.contrasts:
-    display(Markdown("No contrast is declared for this dataset (`ale.contrasts` in `dataset.yaml`)."))
+    show_markdown("No contrast is declared for this dataset (`ale.contrasts` in `dataset.yaml`).")
 else:
     contrasts, ctable = ale_contrast.run_dataset_contrasts(
         analysis.models, config.ale, analysis.results[engine], engine=engine, seed=config.ale.seed,
         n_cores=config.ale.n_cores, n_iters=200 if quick else None)
-    display(ctable)
+    show_table(ctable)
     ctable.to_csv(out / "contrasts.csv", index=False)
     checks = []
     for cname, cres in contrasts.items():
         cres.save(out / f"contrast-{cname}")
-        display(Markdown(f"**{cname}** ({cres.label_a} vs {cres.label_b}), {cres.subtraction.n_iters} permutations"))
-        display(cres.clusters if len(cres.clusters) else Markdown("No subtraction or conjunction cluster."))
+        show_markdown(f"**{literal(cname)}** ({literal(cres.label_a)} vs {literal(cres.label_b)}), "
+                      f"{cres.subtraction.n_iters} permutations")
+        show_table(cres.clusters, empty="No subtraction or conjunction cluster.")
         publish(analysis_figures.contrast_figure(cres), out / f"ale_contrast_{cname}")
         c = config.ale.contrasts[cname]
         ma = next(m for m in analysis.models if m.name == c.a)
@@ -290,7 +367,8 @@ else:
             n_cores=config.ale.n_cores))
     if checks:
         cc_sub = pd.concat(checks, ignore_index=True)
-        display(Markdown(f"**Subtraction cross-check: {int(cc_sub['passed'].sum())} of {len(cc_sub)} checks passed.**"))
-        display(cc_sub)
+        show_markdown(f"**Subtraction cross-check: {int(cc_sub['passed'].sum())} of {len(cc_sub)} checks passed.**")
+        show_table(cc_sub)
         cc_sub.to_csv(out / "contrast_crosscheck.csv", index=False)
 # <!-- ===== end of ale-analyses section ===== -->
+

@@ -115,3 +115,25 @@ def test_dataset_mode_with_crosscheck(tmp_path: Path, monkeypatch: pytest.Monkey
     assert check["passed"].all() and set(check["model"]) == {"increase"}
     assert (out / "increase" / "summary.json").is_file()
     assert (out / "increase" / "engine-nimare" / "summary.json").is_file()
+
+
+def test_inference_and_placement_options(sleuth_files: dict[str, Path], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "v"
+    assert _run(["--sleuth", str(sleuth_files["conv"]), "--n-iters", "40", "--seed", "2", "--engine", "inhouse",
+                 "--inference", "voxel", "--focus-placement", "exact", "--no-contributions",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["inference"] == "voxel" and summary["focus_placement"] == "exact"
+    assert summary["vfwe_ale_threshold"] is not None
+    for name in ("ale_fwe-size", "ale_fwe-mass", "ale_fwe-voxel", "logp_fwe-size", "logp_fwe-mass", "logp_fwe-voxel"):
+        assert (out / f"{name}.nii.gz").is_file(), name
+    clusters = pd.read_csv(out / "clusters.csv")
+    assert clusters["significant_voxel"].all() and (clusters["inference"] == "voxel").all()
+    assert {"label_peak", "labels", "peak_zscore", "mean_ale", "com_x"} <= set(clusters.columns)
+    capsys.readouterr()
+    # NiMARE cannot place foci off voxel centres: a clear message, no traceback
+    assert _run(["--sleuth", str(sleuth_files["conv"]), "--n-iters", "5", "--engine", "nimare",
+                 "--focus-placement", "exact", "--out", str(tmp_path / "n")]) == 2
+    err = capsys.readouterr().err
+    assert "in-house engine" in err and "Traceback" not in err

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
-from ale_fixtures import cipn_like, convergent
+from ale_fixtures import cipn_like, convergent, enge_like
 from scipy import ndimage
 
 from painmeta.ale import crosscheck as xc
@@ -161,3 +163,41 @@ def test_threshold_and_p_helpers() -> None:
     assert inf.min_significant_size(np.array([1, 2, 3, 10] * 25), 0.05) == 11
     assert inf.min_significant_size(np.array([5] * 10), 0.05) is None  # 10 iterations cannot reach p < .05
     assert np.allclose(inf.null_to_p(np.array([0, 5, 11]), np.arange(1, 11)), [0.9, 0.6, 0.1])
+
+
+ENGE_SLEUTH = Path("/work/shared/data/published/enge2021/sleuth_all.txt")
+
+
+def test_enge_like_engines_agree_for_every_inference() -> None:
+    """50 experiments / ~700 foci (the size of Enge et al. 2021): every check passes.
+
+    Voxel-level inference is primary here; the table compares the cluster-size and cluster-mass results too
+    (thresholds, p-values, thresholded maps), whichever method is primary.
+    """
+    inference = "voxel"
+    foci, n = enge_like()
+    cc = xc.crosscheck(foci, n, n_iters=30, seed=1234, name=f"enge_like_{inference}", contributions=False,
+                       inference=inference)
+    _assert_all_passed(cc.table)
+    checks = set(cc.table["check"])
+    for needed in ("voxel-level FWE p map: voxels that differ", "voxel-level FWE ALE threshold",
+                   "cluster-mass FWE threshold", "thresholded map (voxel FWE): voxels that differ",
+                   "thresholded map (cluster_mass FWE): voxels that differ", "cluster p_fwe_mass: max |difference|",
+                   "cluster atlas labels (AAL, Harvard-Oxford)"):
+        assert needed in checks
+    for res in (cc.nimare, cc.inhouse):
+        assert res.inference == inference and len(res.clusters) >= 3
+        assert (res.clusters["inference"] == inference).all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ENGE_SLEUTH.is_file(), reason="published Enge 2021 Sleuth file not on this machine")
+def test_enge2021_sleuth_engines_agree() -> None:
+    from painmeta.sleuth import read_sleuth
+
+    data = read_sleuth([ENGE_SLEUTH])
+    cc = xc.crosscheck(data.foci[["experiment_id", "x", "y", "z"]], data.sample_sizes, n_iters=20, seed=1234,
+                       name="enge2021", contributions=False, inference="voxel")
+    _assert_all_passed(cc.table)
+    labels = set(cc.nimare.clusters_all["label_peak"])
+    assert {"Frontal_Inf_Tri_L", "Supp_Motor_Area_L"} & labels  # the paper's two largest clusters

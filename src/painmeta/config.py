@@ -51,8 +51,18 @@ class Network(_Strict):
     label: str
 
 
+#: Primary inference of an ALE model (which FWE correction decides "surviving").
+ALE_INFERENCE = Literal["cluster_size", "cluster_mass", "voxel"]
+#: Where a focus's kernel is centred: nearest voxel (NiMARE) or exact coordinate (GingerALE).
+FOCUS_PLACEMENT = Literal["voxel", "exact"]
+
+
 class ALEModelConfig(_Strict):
-    """One ALE model: which experiments enter and how many Monte Carlo iterations."""
+    """One ALE model: which experiments enter and how many Monte Carlo iterations.
+
+    ``inference``, ``focus_placement`` and ``pool_subject_groups`` override the
+    dataset-wide values of :class:`ALEConfig` for this model (None = inherit).
+    """
 
     contrast_types: list[ContrastType] = Field(default_factory=lambda: ["between_group"], min_length=1)
     directions: list[Direction] | None = None  # None = any direction
@@ -61,6 +71,9 @@ class ALEModelConfig(_Strict):
     experiments: list[str] | None = None
     n_iters: int = Field(default=1000, ge=1, le=1_000_000)
     description: str = ""
+    inference: ALE_INFERENCE | None = None
+    focus_placement: FOCUS_PLACEMENT | None = None
+    pool_subject_groups: bool | None = None
 
 
 class ALEContrastConfig(_Strict):
@@ -86,9 +99,22 @@ class ALEFSNConfig(_Strict):
 
 
 class ALEConfig(_Strict):
-    """ALE parameters (ANALYSIS.md section 2)."""
+    """ALE parameters (ANALYSIS.md section 2).
+
+    ``inference``: the FWE correction a model reports as primary -
+    ``cluster_size`` (the review's cluster-level FWE on size), ``cluster_mass``
+    or ``voxel`` (voxel-level FWE); all three come from the same Monte Carlo
+    null and are always written. ``focus_placement``: ``voxel`` (NiMARE; the
+    cross-check is bit-exact) or ``exact`` (GingerALE: kernels centred at the
+    reported coordinate; in-house engine only). ``pool_subject_groups``:
+    experiments of one model that share a ``subject_group`` in
+    experiments.csv enter as one experiment (Turkeltaub et al. 2012).
+    """
 
     kernel: Literal["sample_size"] = "sample_size"
+    inference: ALE_INFERENCE = "cluster_size"
+    focus_placement: FOCUS_PLACEMENT = "voxel"
+    pool_subject_groups: bool = True
     voxel_thresh: float = Field(default=0.001, gt=0, lt=1)
     cluster_alpha: float = Field(default=0.05, gt=0, lt=1)
     min_experiments: int = Field(default=2, ge=1, le=100_000)
@@ -110,6 +136,17 @@ class ALEConfig(_Strict):
             if c.a == c.b:
                 raise ValueError(f"ale.contrasts.{name}: a and b must be different models")
         return self
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, value: dict[str, ALEModelConfig]) -> dict[str, ALEModelConfig]:
+        # Model names become folder and file names under outputs/<dataset>/ale/.
+        bad = [name for name in value if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", str(name))]
+        if bad:
+            raise ValueError(
+                f"model name {bad[0]!r} is not allowed: use letters, digits, '_' and '-' (at most 64 characters)"
+            )
+        return value
 
 
 class ROIConfig(_Strict):

@@ -213,6 +213,8 @@ EXPERIMENTS = pa.DataFrameSchema(
         "evidence": _text(checks=[_enum(EVIDENCE, "evidence")]),
         "evidence_note": _text(nullable=True),
         "source": _text(),
+        # Experiments sharing participants share a name; ALE pools them (Turkeltaub 2012).
+        "subject_group": _opt([_ID]),
     },
     strict=False,
     name="experiments.csv",

@@ -8,10 +8,13 @@ kernel
     Eickhoff 2009 sample-size kernel (FWHM, MA values), identical to NiMARE's.
 geometry
     The MNI152 2 mm mask, mm <-> voxel.
+labels
+    Atlas labels of MNI points and clusters (AAL2, Harvard-Oxford; shipped in wheels).
 problem
-    Foci -> per-experiment MA maps and the ALE union.
+    Foci -> per-experiment MA maps and the ALE union; voxel or exact focus placement.
 inference
-    Engine-neutral: analytic null, p/z, thresholds, cluster labelling and tables.
+    Engine-neutral: analytic null, p/z, voxel-level and cluster (size, mass) FWE,
+    thresholds, cluster labelling and labelled cluster tables.
 results
     :class:`ALEResult`, the engine-neutral result (imports no engine).
 inhouse

@@ -6,9 +6,15 @@ Sleuth mode (one model from GingerALE text files)::
         --seed 1 --engine nimare|inhouse [--voxel-thresh 0.001] [--cluster-alpha 0.05] [--n-cores 2]
 
 writes ``ale.nii.gz``, ``p.nii.gz``, ``z.nii.gz``, ``clusters.nii.gz``,
-``clusters.csv`` (significant clusters; header only when none survives),
-``clusters_all.csv``, ``null.csv`` (one row per iteration), ``summary.json``
-and contribution tables when clusters survive.
+thresholded maps for each inference (``ale_fwe-size``, ``ale_fwe-mass``,
+``ale_fwe-voxel``) with their -log10 FWE p maps (``logp_fwe-*``),
+``clusters.csv`` (clusters surviving the primary inference; header only when
+none survives), ``clusters_all.csv``, ``null.csv`` (one row per iteration),
+``summary.json`` and contribution tables when clusters survive.
+
+``--inference cluster_size|cluster_mass|voxel`` picks the primary FWE
+correction (default cluster_size); ``--focus-placement exact`` centres kernels
+at the exact coordinates (GingerALE; in-house engine only).
 
 Dataset mode (every configured model of ``data/processed/<dataset>``)::
 
@@ -80,6 +86,12 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, type=safe_name,
                    help="model name in outputs (Sleuth mode; letters, digits, '_', '-'; default: first file's stem)")
     p.add_argument("--no-contributions", action="store_true", help="skip jackknife / focus-count tables")
+    p.add_argument("--inference", choices=("cluster_size", "cluster_mass", "voxel"), default=None,
+                   help="primary FWE correction that decides the surviving clusters "
+                        "(default cluster_size, or the dataset config's); all three are always written")
+    p.add_argument("--focus-placement", choices=("voxel", "exact"), default=None,
+                   help="kernel centre: nearest voxel (NiMARE, default) or the exact coordinate "
+                        "(GingerALE; in-house engine only)")
     p.add_argument("--crosscheck", action="store_true", help="dataset mode: run both engines and compare")
     p.add_argument("--progress", action="store_true", help="progress bar (in-house engine)")
     p.add_argument("--fsn", action="store_true",
@@ -131,7 +143,8 @@ def run_sleuth(args: argparse.Namespace) -> int:
     model = ALEModel(
         name=name, description=f"Sleuth: {', '.join(map(str, args.sleuth))}",
         experiment_ids=sorted(data.sample_sizes), foci=data.foci, sample_sizes=data.sample_sizes,
-        n_iters=args.n_iters, warnings=notes,
+        n_iters=args.n_iters, warnings=notes, inference=args.inference or "cluster_size",
+        focus_placement=args.focus_placement or "voxel",
     )
     result = run_model(
         model, engine=args.engine, seed=0 if args.seed is None else args.seed,
@@ -153,14 +166,20 @@ def run_sleuth(args: argparse.Namespace) -> int:
 
 def run_dataset(args: argparse.Namespace) -> int:
     """Dataset mode: every configured model, one folder each, plus tables."""
-    from painmeta.ale.models import analyze, load_dataset
+    from painmeta.ale.models import analyze, load_dataset, save_analysis
 
     overrides: dict[str, Any] = {"ale": {}}
     for key, value in (("seed", args.seed), ("voxel_thresh", args.voxel_thresh),
-                       ("cluster_alpha", args.cluster_alpha), ("n_cores", args.n_cores)):
+                       ("cluster_alpha", args.cluster_alpha), ("n_cores", args.n_cores),
+                       ("inference", args.inference), ("focus_placement", args.focus_placement)):
         if value is not None:
             overrides["ale"][key] = value
     config, exps, foci = load_dataset(args.dataset, overrides if overrides["ale"] else None)
+    # A flag given on the command line applies to every model, over per-model settings.
+    for model_cfg in config.ale.models.values():
+        for key in ("inference", "focus_placement"):
+            if getattr(args, key) is not None:
+                setattr(model_cfg, key, getattr(args, key))
     analysis = analyze(exps, foci, config.ale, engine=args.engine, crosscheck=args.crosscheck,
                        n_iters=args.n_iters, contributions=not args.no_contributions, progress=args.progress)
     out = Path(args.out)
@@ -171,7 +190,8 @@ def run_dataset(args: argparse.Namespace) -> int:
         from painmeta.ale.fsn import attach_fsn
 
         models = {m.name: m for m in analysis.models}
-        for name, res in analysis.results.get(args.engine, {}).items():
+        # the result each model reports (the primary engine's, or in-house for exact placement)
+        for name, res in analysis.primary.items():
             fsn_res[name] = attach_fsn(res, models[name].foci, models[name].sample_sizes,
                        n_drawers=args.fsn_drawers or fsn_cfg.n_drawers,
                        max_factor=args.fsn_max_factor or fsn_cfg.max_factor,
@@ -188,16 +208,10 @@ def run_dataset(args: argparse.Namespace) -> int:
         ctable.to_csv(out / "contrasts.csv", index=False)
         for _, row in ctable.iterrows():
             print(f"contrast {row['contrast']}: {row['status']}" + (f": {row['reason']}" if row["reason"] else ""))
-    for engine, results in analysis.results.items():
-        for name, res in results.items():
-            folder = out / name if engine == args.engine else out / name / f"engine-{engine}"
-            res.save(folder)
-            if engine == args.engine and fsn_res.get(name) is not None:
-                fsn_res[name].save(folder)
-    analysis.summary.to_csv(out / "models.csv", index=False)
-    analysis.clusters.to_csv(out / "clusters.csv", index=False)
-    if args.crosscheck:
-        analysis.crosscheck.to_csv(out / "crosscheck.csv", index=False)
+    save_analysis(analysis, out, crosscheck=args.crosscheck)
+    for name, fres in fsn_res.items():
+        if fres is not None:
+            fres.save(out / name)
     for _, row in analysis.summary.iterrows():
         status = row["status"] if row["status"] != "skipped" else f"skipped: {row['reason']}"
         print(f"{row['model']}: {status}")
@@ -209,7 +223,8 @@ def run_dataset(args: argparse.Namespace) -> int:
 
 def _print_summary(summary: dict[str, Any], out: str) -> None:
     keys = ("engine", "n_experiments", "n_foci", "n_subjects", "ale_max", "p_min", "cluster_forming_ale",
-            "cluster_size_threshold_mm3", "n_clusters_significant", "run_time_s")
+            "cluster_size_threshold_mm3", "vfwe_ale_threshold", "inference", "focus_placement",
+            "n_clusters_significant", "run_time_s")
     print(json.dumps({k: summary[k] for k in keys}, indent=1))
     print(f"outputs in {out}")
 

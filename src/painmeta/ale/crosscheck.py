@@ -1,6 +1,6 @@
 """Cross-check the in-house ALE engine against NiMARE.
 
-Three runs per model:
+Three runs per model (focus placement ``voxel``: NiMARE has no other):
 
 1. NiMARE (the reference), seeded.
 2. In-house fed **NiMARE's own random foci** (regenerated from NiMARE's
@@ -141,9 +141,57 @@ def compare_results(
             rows.append(_row(model, f"cluster {col}: max |difference|", ca[col].tolist(), cb[col].tolist(), d,
                              "exact (identical nulls)", d == 0.0,
                              "FWE p from the same statistic and identical per-iteration nulls"))
+        for col in ("p_fwe_voxel", "n_voxels_vfwe"):
+            d = float(np.max(np.abs(ca[col].to_numpy(float) - cb[col].to_numpy(float))))
+            rows.append(_row(model, f"cluster {col}: max |difference|", ca[col].tolist(), cb[col].tolist(), d,
+                             "exact (identical nulls)", d == 0.0,
+                             "smallest voxel-level FWE p in the cluster / its surviving voxels, from identical maps"))
+        desc = ["peak_zscore", "mean_ale", "mean_zscore", "com_x", "com_y", "com_z"]
+        d = float(np.max(np.abs(ca[desc].to_numpy(float) - cb[desc].to_numpy(float))))
+        rows.append(_row(model, "cluster peak/mean z, mean ALE, centre of mass: max |difference|", None, None, d,
+                         "<= 1e-6", d <= 1e-6, "descriptive statistics of identical voxels of identical maps"))
+        lab_ok = bool(ca[["label_peak", "labels", "label_peak_ho", "labels_ho"]].equals(
+            cb[["label_peak", "labels", "label_peak_ho", "labels_ho"]]))
+        rows.append(_row(model, "cluster atlas labels (AAL, Harvard-Oxford)", None, None, None, "identical", lab_ok,
+                         "same voxels looked up in the same atlases"))
         sig_ok = bool(np.array_equal(ca["significant"].to_numpy(bool), cb["significant"].to_numpy(bool)))
         rows.append(_row(model, "significant clusters", int(ca["significant"].sum()), int(cb["significant"].sum()),
                          None, "exact", sig_ok, "follows from equal sizes and equal nulls"))
+    # voxel-level and cluster-mass FWE (same Monte Carlo loop) ----------------
+    if ref.p_vfwe is not None and test.p_vfwe is not None:
+        n_v = int(np.sum(np.asarray(ref.p_vfwe) != np.asarray(test.p_vfwe)))
+        rows.append(_row(model, "voxel-level FWE p map: voxels that differ", float(np.min(ref.p_vfwe)),
+                         float(np.min(test.p_vfwe)), n_v, "0 voxels", n_v == 0,
+                         "null_to_p of identical ALE values against identical per-iteration maxima "
+                         "(NiMARE's FWECorrector rule)"))
+    for label, a, b in (("voxel-level FWE ALE threshold", ref.vfwe_ale_threshold, test.vfwe_ale_threshold),
+                        ("cluster-mass FWE threshold", ref.cluster_mass_threshold, test.cluster_mass_threshold)):
+        same = (a is None and b is None) or (a is not None and b is not None and a == b)
+        rows.append(_row(model, label, a, b, None if not (a is not None and b is not None) else a - b, "exact", same,
+                         "the value a statistic must exceed for FWE p < alpha, read off identical nulls"))
+    for method in ("cluster_size", "cluster_mass", "voxel"):
+        sa, sb = ref.surviving(method), test.surviving(method)
+        n_s = int(np.sum(sa != sb))
+        rows.append(_row(model, f"thresholded map ({method} FWE): voxels that differ", int(sa.sum()), int(sb.sum()),
+                         n_s, "0 voxels", n_s == 0,
+                         "same clusters and same p-values, so the same voxels survive"))
+    native = getattr(ref.native, "maps", None)
+    if native is not None:
+        from painmeta.ale.nimare_engine import LOGP_MASS, LOGP_SIZE, LOGP_VOXEL
+
+        lab = test.label_map[test.mask.data] > 0
+        for key, method, where in ((LOGP_VOXEL, "voxel", None), (LOGP_SIZE, "cluster_size", lab),
+                                   (LOGP_MASS, "cluster_mass", lab)):
+            if key not in native:
+                continue
+            theirs = np.asarray(native[key], dtype=np.float64)
+            ours = -np.log10(test.fwe_p(method)).astype(np.float32).astype(np.float64)
+            sel = np.ones(theirs.shape, bool) if where is None else where
+            d = float(np.max(np.abs(theirs[sel] - ours[sel]))) if np.any(sel) else 0.0
+            rows.append(_row(model, f"in-house -log10 p ({method} FWE) vs NiMARE's {key.split('_corr')[0]} map",
+                             None, None, d, "<= 1e-5", d <= 1e-5,
+                             "NiMARE's own corrected map (float32 -log10 p); cluster maps compared inside "
+                             "supra-threshold clusters (NiMARE gives background p = 1 - 1/n, ours 1)"))
     # null, identical draws ---------------------------------------------------
     n_iter_ok = len(ref.null) == len(test.null)
     for col in ("max_ale", "max_cluster_size", "max_cluster_mass"):
@@ -202,6 +250,8 @@ def crosscheck(
     n_cores: int = 2,
     name: str = "model",
     contributions: bool = True,
+    inference: str = "cluster_size",
+    progress: bool = False,
 ) -> CrossCheck:
     """Run both engines on one model and compare them (see module docstring).
 
@@ -219,13 +269,17 @@ def crosscheck(
         Model name for the table.
     contributions : bool
         Also compare jackknife / focus-count tables.
+    inference : {"cluster_size", "cluster_mass", "voxel"}
+        Primary inference of both runs (all three are compared either way).
+    progress : bool
+        Show NiMARE's progress bars.
 
     Returns
     -------
     CrossCheck
     """
     ref = ne.run_nimare(foci, sample_sizes, n_iters, seed, voxel_thresh, cluster_alpha, n_cores, name,
-                        contributions=contributions)
+                        contributions=contributions, inference=inference, progress=progress)
     est = ref.native.estimator
     coords = est.inputs_["coordinates"]
     id_map = {v: k for k, v in ne.nimare_ids(ref.experiment_ids).items()}
@@ -238,7 +292,8 @@ def crosscheck(
     same_ijk = bool(np.array_equal(problem.foci_ijk, coords[["i", "j", "k"]].to_numpy()))
     draws = ne.fwe_draws(seed, problem.n_foci, n_iters, problem.mask.n_voxels)
     test = ih.run_inhouse(nim_foci, sample_sizes, n_iters, seed, voxel_thresh, cluster_alpha, n_cores, name,
-                          contributions=contributions, experiment_order=ref.experiment_ids, draws=draws)
+                          contributions=contributions, experiment_order=ref.experiment_ids, draws=draws,
+                          inference=inference)
     indep = ih.null_statistics(problem, test.ale_threshold, n_iters, seed, n_threads=n_cores)
     table = compare_results(ref, test, name, indep, seed)
     head = pd.DataFrame([_row(name, "focus voxel indices (NiMARE order)", None, None, None, "exact", same_ijk,

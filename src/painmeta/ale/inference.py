@@ -33,22 +33,52 @@ from scipy import ndimage, special
 from painmeta.ale.geometry import MaskGeometry
 from painmeta.ale.problem import ALEProblem, ale_map, ma_map
 
-#: Columns of every cluster table (empty tables keep them).
+#: Inference methods a model can report as primary (``ale.inference``).
+INFERENCE_METHODS = ("cluster_size", "cluster_mass", "voxel")
+#: Short names used in file names and p-value columns.
+METHOD_SHORT = {"cluster_size": "size", "cluster_mass": "mass", "voxel": "voxel"}
+
+#: Columns of every cluster table (empty tables keep them). Coordinates are MNI mm:
+#: ``peak_*`` the voxel with the largest ALE, ``center_*`` the centroid of the
+#: cluster's voxels, ``com_*`` the ALE-weighted centre of mass (GingerALE's
+#: "weighted center"). ``peak_zscore`` / ``mean_zscore`` are the analytic-null z
+#: values (``peak_z`` is a coordinate). ``p_fwe_voxel`` is the smallest
+#: voxel-level FWE p in the cluster and ``n_voxels_vfwe`` how many of its voxels
+#: survive voxel-level FWE. ``significant`` follows the model's primary inference
+#: (``inference``); ``significant_size/mass/voxel`` give all three. ``label_peak``
+#: and ``labels`` use AAL, ``*_ho`` Harvard-Oxford cortical
+#: (:mod:`painmeta.ale.labels`).
 CLUSTER_COLUMNS = [
     "cluster_id",
     "n_voxels",
     "volume_mm3",
     "mass",
     "peak_ale",
+    "peak_zscore",
+    "mean_ale",
+    "mean_zscore",
     "peak_x",
     "peak_y",
     "peak_z",
     "center_x",
     "center_y",
     "center_z",
+    "com_x",
+    "com_y",
+    "com_z",
     "p_fwe_size",
     "p_fwe_mass",
+    "p_fwe_voxel",
+    "n_voxels_vfwe",
     "significant",
+    "significant_size",
+    "significant_mass",
+    "significant_voxel",
+    "inference",
+    "label_peak",
+    "labels",
+    "label_peak_ho",
+    "labels_ho",
 ]
 #: Histogram grid resolution for the analytic null (ALE units), as GingerALE/NiMARE.
 HIST_STEP_INV = 100000
@@ -230,6 +260,60 @@ def min_significant_size(null_sizes: np.ndarray, alpha: float) -> int | None:
     return int(cands[ok[0]]) if ok.size else None
 
 
+def fwe_cutoff(null: np.ndarray, alpha: float) -> float | None:
+    """Value a statistic must exceed for Monte Carlo FWE ``p < alpha``.
+
+    The exact counterpart of :func:`null_to_p` plus :func:`significant`: a value
+    ``v`` is significant if and only if ``v > fwe_cutoff(null, alpha)``. With
+    ``n`` iterations and ``c`` the largest count with ``c / n < alpha``, the
+    cutoff is the ``(c + 1)``-th largest null value (ties included): ``v``
+    above it has at most ``c`` null values ``>= v``. This is how NiMARE's
+    voxel-level FWE map (``null_to_p(stat, max_stat_null, "upper")``) turns into
+    an ALE threshold, without interpolating quantiles.
+
+    Returns
+    -------
+    float or None
+        None when no value can reach ``p < alpha`` (``1 / n >= alpha``: too few
+        iterations) or the null is empty.
+    """
+    values = np.sort(np.asarray(null, dtype=np.float64))
+    n = len(values)
+    if n == 0:
+        return None
+    counts = np.arange(n + 1)
+    ok = np.flatnonzero(significant(np.maximum(counts, 1) / n, alpha))
+    if ok.size == 0:
+        return None
+    c = int(ok[-1])
+    if c >= n:  # pragma: no cover - alpha > 1 is refused by the config
+        return float("-inf")
+    return float(values[n - 1 - c])
+
+
+def voxel_fwe_p(ale: np.ndarray, null_max_ale: np.ndarray) -> np.ndarray:
+    """Voxel-level FWE p of every voxel: :func:`null_to_p` of its ALE against the per-iteration maxima.
+
+    NiMARE's ``FWECorrector(method="montecarlo")`` computes its
+    ``logp_level-voxel`` map the same way (``null_to_p(stat, max_ale_null,
+    "upper")``), so both engines agree exactly on identical nulls.
+    """
+    ale = np.asarray(ale)
+    if len(null_max_ale) == 0:
+        return np.ones(ale.shape)
+    uniq, inv = np.unique(ale, return_inverse=True)
+    return null_to_p(uniq, null_max_ale)[inv].reshape(ale.shape)
+
+
+def cluster_p_map(labels_masked: np.ndarray, p_per_label: np.ndarray) -> np.ndarray:
+    """Voxel map of cluster-level p (1 outside clusters), masked vector."""
+    out = np.ones(labels_masked.shape, dtype=np.float64)
+    inside = labels_masked > 0
+    if np.any(inside):
+        out[inside] = np.asarray(p_per_label, dtype=np.float64)[labels_masked[inside] - 1]
+    return out
+
+
 @dataclass(eq=False)
 class ObservedFit:
     """Observed ALE with its analytic null (no Monte Carlo yet)."""
@@ -278,8 +362,13 @@ def cluster_table(
     p_mass: np.ndarray,
     masses: np.ndarray,
     alpha: float,
+    *,
+    z: np.ndarray | None = None,
+    p_voxel: np.ndarray | None = None,
+    inference: str = "cluster_size",
+    atlases: bool = True,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Describe supra-threshold clusters; renumber them by size (largest = 1).
+    """Describe supra-threshold clusters as the papers print them; renumber them by size (largest = 1).
 
     Parameters
     ----------
@@ -287,11 +376,22 @@ def cluster_table(
         Masked ALE vector.
     labels : numpy.ndarray
         3-D labels 1..n_labels from the engine's own labelling.
+    threshold : float
+        Cluster-forming ALE value.
     p_size, p_mass, masses : numpy.ndarray
         Per label (index 0 = label 1): FWE p by size, by mass, and mass.
     alpha : float
-        Cluster-level FWE alpha; ``significant`` is ``p_fwe_size < alpha``
-        (see :func:`significant`).
+        FWE alpha; a cluster is significant when its p is below it (see
+        :func:`significant`).
+    z : numpy.ndarray, optional
+        Masked analytic-null z map (peak and mean z; NaN when not given).
+    p_voxel : numpy.ndarray, optional
+        Masked voxel-level FWE p map (:func:`voxel_fwe_p`); NaN / 0 when not given.
+    inference : {"cluster_size", "cluster_mass", "voxel"}
+        Which p decides ``significant``. With ``"voxel"`` a cluster is
+        significant when at least one of its voxels survives voxel-level FWE.
+    atlases : bool
+        Add the atlas label columns (:mod:`painmeta.ale.labels`).
 
     Returns
     -------
@@ -301,35 +401,68 @@ def cluster_table(
     relabelled : numpy.ndarray
         Labels renumbered to match ``cluster_id``.
     """
+    if inference not in INFERENCE_METHODS:
+        raise ValueError(f"inference must be one of {INFERENCE_METHODS}, got {inference!r}")
     vol = mask.unmask(np.asarray(ale, dtype=np.float32))
+    # z as stored in the NIfTI maps (float32; NiMARE keeps it so), so both engines describe identical values.
+    zvol = (mask.unmask(np.asarray(z, dtype=np.float32).astype(np.float64), fill=np.nan)
+            if z is not None else None)
+    pvol = mask.unmask(np.asarray(p_voxel, dtype=np.float64), fill=1.0) if p_voxel is not None else None
     rows = []
     for lab in range(1, n_labels + 1):
         ijk = np.argwhere(labels == lab)  # C order
         vals = vol[tuple(ijk.T)]
         top = int(np.argmax(vals))
-        peak_xyz = mask.vox2mm(ijk[top])[0]
-        centre = mask.vox2mm(ijk).mean(axis=0)
-        rows.append(
-            {
-                "label": lab,
-                "n_voxels": int(len(ijk)),
-                "volume_mm3": float(len(ijk) * mask.voxel_volume_mm3),
-                "mass": float(masses[lab - 1]),
-                "peak_ale": float(vals[top]),
-                "peak_x": float(peak_xyz[0]),
-                "peak_y": float(peak_xyz[1]),
-                "peak_z": float(peak_xyz[2]),
-                "center_x": float(centre[0]),
-                "center_y": float(centre[1]),
-                "center_z": float(centre[2]),
-                "p_fwe_size": float(p_size[lab - 1]),
-                "p_fwe_mass": float(p_mass[lab - 1]),
-                "significant": bool(significant(p_size[lab - 1], alpha)),
-            }
-        )
+        xyz = mask.vox2mm(ijk)
+        peak_xyz = xyz[top]
+        centre = xyz.mean(axis=0)
+        w = vals.astype(np.float64)
+        com = (xyz * w[:, None]).sum(axis=0) / w.sum()
+        zvals = zvol[tuple(ijk.T)] if zvol is not None else np.full(len(ijk), np.nan)
+        pv = pvol[tuple(ijk.T)] if pvol is not None else None
+        ps, pm = float(p_size[lab - 1]), float(p_mass[lab - 1])
+        row = {
+            "label": lab,
+            "n_voxels": int(len(ijk)),
+            "volume_mm3": float(len(ijk) * mask.voxel_volume_mm3),
+            "mass": float(masses[lab - 1]),
+            "peak_ale": float(vals[top]),
+            "peak_zscore": float(zvals[top]),
+            "mean_ale": float(np.mean(w)),
+            "mean_zscore": float(np.mean(zvals, dtype=np.float64)),
+            "peak_x": float(peak_xyz[0]),
+            "peak_y": float(peak_xyz[1]),
+            "peak_z": float(peak_xyz[2]),
+            "center_x": float(centre[0]),
+            "center_y": float(centre[1]),
+            "center_z": float(centre[2]),
+            "com_x": float(com[0]),
+            "com_y": float(com[1]),
+            "com_z": float(com[2]),
+            "p_fwe_size": ps,
+            "p_fwe_mass": pm,
+            "p_fwe_voxel": float(np.min(pv)) if pv is not None else float("nan"),
+            "n_voxels_vfwe": int(np.sum(significant(pv, alpha))) if pv is not None else 0,
+        }
+        row["significant_size"] = bool(significant(ps, alpha))
+        row["significant_mass"] = bool(significant(pm, alpha))
+        row["significant_voxel"] = bool(row["n_voxels_vfwe"] > 0)
+        row["significant"] = row[f"significant_{METHOD_SHORT[inference]}"]
+        row["inference"] = inference
+        if atlases:
+            from painmeta.ale.labels import ATLASES, label_points, label_shares
+
+            for atlas, suffix in ATLASES.items():
+                row[f"label_peak{suffix}"] = label_points(peak_xyz[None, :], atlas)[0]
+                row[f"labels{suffix}"] = label_shares(xyz, atlas)
+        else:
+            for suffix in ("", "_ho"):
+                row[f"label_peak{suffix}"] = ""
+                row[f"labels{suffix}"] = ""
+        rows.append(row)
     relabelled = np.zeros(labels.shape, dtype=np.int32)
     if not rows:
-        return pd.DataFrame(columns=CLUSTER_COLUMNS), relabelled
+        return empty_cluster_table(), relabelled
     table = pd.DataFrame(rows).sort_values(
         ["n_voxels", "peak_ale", "peak_x", "peak_y", "peak_z"], ascending=[False, False, True, True, True]
     )
@@ -340,8 +473,19 @@ def cluster_table(
     return table[CLUSTER_COLUMNS], relabelled
 
 
+def empty_cluster_table() -> pd.DataFrame:
+    """A cluster table with no rows and the columns of :data:`CLUSTER_COLUMNS`."""
+    return pd.DataFrame(columns=CLUSTER_COLUMNS)
+
+
 __all__ = [
     "CLUSTER_COLUMNS",
+    "INFERENCE_METHODS",
+    "METHOD_SHORT",
+    "cluster_p_map",
+    "empty_cluster_table",
+    "fwe_cutoff",
+    "voxel_fwe_p",
     "AnalyticNull",
     "ObservedFit",
     "analytic_null",

@@ -66,6 +66,7 @@ from painmeta.ale.inference import (
     fit_observed,
     label_clusters,
     null_to_p,
+    voxel_fwe_p,
 )
 from painmeta.ale.problem import ALEProblem, make_problem
 
@@ -462,6 +463,8 @@ def run_inhouse(
     experiment_order: Sequence[str] | None = None,
     draws: np.ndarray | None = None,
     progress: bool = False,
+    inference: str = "cluster_size",
+    focus_placement: str = "voxel",
 ) -> "ALEResult":
     """Run the whole ALE with the in-house engine; return an ``ALEResult``.
 
@@ -478,13 +481,21 @@ def run_inhouse(
         numba threads for the null.
     contributions : bool
         Compute jackknife and focus-count tables for significant clusters.
+    inference : {"cluster_size", "cluster_mass", "voxel"}
+        Primary inference (decides ``significant``); all three are computed
+        from the same Monte Carlo null.
+    focus_placement : {"voxel", "exact"}
+        Centre the observed kernels on the nearest voxel (NiMARE) or at the
+        exact coordinate (GingerALE). The Monte Carlo null draws random foci
+        at in-mask voxel centres in both cases (see :func:`null_statistics`
+        and the ALE page for why).
     """
     # Analyses sit above the engines (ANALYSIS.md section 7): imported at call time.
     from painmeta.ale.contributions import focus_counts, jackknife
     from painmeta.ale.results import ALEResult
 
     t0 = time.perf_counter()
-    problem = make_problem(foci, sample_sizes, experiment_order=experiment_order)
+    problem = make_problem(foci, sample_sizes, experiment_order=experiment_order, focus_placement=focus_placement)
     obs = fit_observed(problem, voxel_thresh)
     t1 = time.perf_counter()
     null = null_statistics(problem, obs.ale_threshold, n_iters, seed, draws=draws, n_threads=n_cores, progress=progress)
@@ -495,7 +506,9 @@ def run_inhouse(
     masses = cluster_masses(obs.ale, labels, n, obs.ale_threshold, geom)
     p_size = null_to_p(sizes, null["max_cluster_size"].to_numpy()) if n else np.zeros(0)
     p_mass = null_to_p(masses, null["max_cluster_mass"].to_numpy()) if n else np.zeros(0)
-    table, relabelled = cluster_table(obs.ale, labels, n, obs.ale_threshold, geom, p_size, p_mass, masses, cluster_alpha)
+    p_vfwe = voxel_fwe_p(obs.ale, null["max_ale"].to_numpy())
+    table, relabelled = cluster_table(obs.ale, labels, n, obs.ale_threshold, geom, p_size, p_mass, masses,
+                                      cluster_alpha, z=obs.z, p_voxel=p_vfwe, inference=inference)
     contrib: dict[str, pd.DataFrame] = {}
     sig = [int(c) for c in table.loc[table["significant"].astype(bool), "cluster_id"]] if n else []
     if contributions and sig:
@@ -522,4 +535,7 @@ def run_inhouse(
         n_iters=int(len(null)),
         timings={"fit": t1 - t0, "null": t2 - t1, "total": time.perf_counter() - t0},
         contributions=contrib,
+        inference=inference,
+        focus_placement=focus_placement,
+        p_vfwe=p_vfwe,
     )

@@ -14,13 +14,27 @@ of them, ``in_ale`` is true, its evidence is not ``unverified`` unless
 ``include_unverified``, it has an ``n_ale`` (positive whole number) and at
 least one focus. Experiments of the model's contrast types that fail a rule
 are listed in ``ALEModel.excluded`` with the reason.
+
+Subject-group pooling (Turkeltaub et al. 2012): experiments of one model that
+share participants - the same ``subject_group`` in ``experiments.csv`` - enter
+as **one** experiment, so one sample cannot create convergence with itself.
+The pooled experiment's id is the group's name; its foci are all the foci of
+its contrasts, and (as for any experiment) its MA map is the voxel-wise maximum
+over them. Its sample size is the **smallest** n among the pooled contrasts:
+when the contrasts list the same n (the usual case: the same participants),
+that n; when they differ (e.g. a few participants dropped from one analysis),
+the smallest is the number of participants every contrast is known to include,
+and its wider kernel never claims more spatial precision than any contributing
+contrast has. The model table reports the number of experiments after pooling
+and which contrasts were pooled. Pooling is on by default
+(``ale.pool_subject_groups``; per model ``pool_subject_groups``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -59,6 +73,15 @@ class ALEModel:
         unverified coordinates, ...).
     excluded : pandas.DataFrame
         Candidate experiments left out, with the reason (``experiment_id, reason``).
+    inference : str
+        Primary inference (``cluster_size``, ``cluster_mass`` or ``voxel``).
+    focus_placement : str
+        ``voxel`` or ``exact``.
+    pooled : dict
+        Pooled experiment id -> the contrasts (experiment ids of
+        experiments.csv) pooled into it; only groups of two or more.
+    n_contrasts : int
+        Experiments (contrasts) selected before pooling.
     """
 
     name: str
@@ -71,6 +94,10 @@ class ALEModel:
     reason: str = ""
     warnings: list[str] = field(default_factory=list)
     excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["experiment_id", "reason"]))
+    inference: str = "cluster_size"
+    focus_placement: str = "voxel"
+    pooled: dict[str, list[str]] = field(default_factory=dict)
+    n_contrasts: int | None = None
 
     @property
     def n_experiments(self) -> int:
@@ -117,6 +144,74 @@ def _cfg(obj: Any, key: str, default: Any = None) -> Any:
     return getattr(obj, key, default)
 
 
+def _model_setting(model_cfg: Any, ale_config: Any, key: str, default: Any) -> Any:
+    """A per-model setting, else the dataset-wide one, else ``default``."""
+    value = _cfg(model_cfg, key, None)
+    if value is None:
+        value = _cfg(ale_config, key, None)
+    return default if value is None else value
+
+
+def _subject_groups(exps: pd.DataFrame) -> dict[str, str]:
+    """Experiment id -> subject group, for rows with a non-empty ``subject_group``."""
+    if "subject_group" not in exps.columns:
+        return {}
+    out = {}
+    for eid, group in zip(exps["experiment_id"], exps["subject_group"]):
+        if group is None or (isinstance(group, float) and np.isnan(group)):
+            continue
+        text = str(group).strip()
+        if text and text.lower() != "nan":
+            out[str(eid)] = text
+    return out
+
+
+def _pool(
+    keep: list[str], sizes: dict[str, int], foci: pd.DataFrame, groups: Mapping[str, str]
+) -> tuple[list[str], dict[str, int], pd.DataFrame, dict[str, list[str]], list[str]]:
+    """Pool the model's experiments that share a subject group (see the module docstring).
+
+    Returns the experiment ids after pooling (sorted), their sample sizes, the
+    foci relabelled to the pooled ids (the original id kept in ``contrast_id``),
+    the pooled groups (id -> contrasts) and notes for the model's warnings.
+    """
+    members: dict[str, list[str]] = {}
+    for eid in keep:
+        if eid in groups:
+            members.setdefault(groups[eid], []).append(eid)
+    pooled = {g: sorted(m) for g, m in members.items() if len(m) > 1}
+    if not pooled:
+        return keep, sizes, foci, {}, []
+    new_id = {eid: eid for eid in keep}
+    for g, m in pooled.items():
+        if g in set(keep) - set(m):
+            raise InputError(
+                f"experiments.csv: subject_group {g!r} is also the experiment_id of an experiment outside "
+                "that group. Fix: give the subject group a name that is not an experiment id."
+            )
+        for eid in m:
+            new_id[eid] = g
+    notes = []
+    new_sizes: dict[str, int] = {}
+    for eid in keep:
+        nid = new_id[eid]
+        if nid in pooled:
+            ns = [sizes[m] for m in pooled[nid]]
+            new_sizes[nid] = min(ns)
+        else:
+            new_sizes[nid] = sizes[eid]
+    for g, m in pooled.items():
+        ns = sorted({sizes[e] for e in m})
+        text = f"pooled {len(m)} contrasts of subject group '{g}' into one experiment ({', '.join(m)})"
+        if len(ns) > 1:
+            text += f"; they list n = {', '.join(map(str, ns))}, the smallest ({ns[0]}) is used"
+        notes.append(text)
+    foci = foci.copy()
+    foci.insert(1, "contrast_id", foci["experiment_id"])
+    foci["experiment_id"] = foci["experiment_id"].map(new_id)
+    return sorted(new_sizes), {k: new_sizes[k] for k in sorted(new_sizes)}, foci, pooled, notes
+
+
 def build_models(experiments: pd.DataFrame, foci: pd.DataFrame, ale_config: Any) -> list[ALEModel]:
     """Build the configured ALE models from the processed tables.
 
@@ -129,8 +224,10 @@ def build_models(experiments: pd.DataFrame, foci: pd.DataFrame, ale_config: Any)
         ``foci_mni.csv`` (columns experiment_id, x, y, z in MNI mm, ...).
     ale_config : painmeta.config.ALEConfig or mapping
         ``config.ale`` (min_experiments, recommended_experiments,
-        include_unverified, models: name -> {contrast_types, directions,
-        experiments (optional list of ids), n_iters, description}).
+        include_unverified, inference, focus_placement, pool_subject_groups,
+        models: name -> {contrast_types, directions,
+        experiments (optional list of ids), n_iters, description,
+        inference, focus_placement, pool_subject_groups}).
 
     Returns
     -------
@@ -161,12 +258,16 @@ def build_models(experiments: pd.DataFrame, foci: pd.DataFrame, ale_config: Any)
     rec_exp = int(_cfg(ale_config, "recommended_experiments", 17))
     incl_unver = bool(_cfg(ale_config, "include_unverified", True))
     models_cfg = _cfg(ale_config, "models", {}) or {}
+    groups = _subject_groups(exps)
     out: list[ALEModel] = []
     for name, mc in models_cfg.items():
         ctypes = list(_cfg(mc, "contrast_types", ["between_group"]))
         dirs = _cfg(mc, "directions", None)
         n_iters = int(_cfg(mc, "n_iters", 1000))
         desc = str(_cfg(mc, "description", "") or "")
+        inference = _model_setting(mc, ale_config, "inference", "cluster_size")
+        placement = _model_setting(mc, ale_config, "focus_placement", "voxel")
+        pool = bool(_model_setting(mc, ale_config, "pool_subject_groups", True))
         cand = exps[exps["contrast_type"].isin(ctypes)]
         excluded: list[tuple[str, str]] = []
         only = _cfg(mc, "experiments", None)
@@ -201,6 +302,11 @@ def build_models(experiments: pd.DataFrame, foci: pd.DataFrame, ale_config: Any)
                 if evidence == "unverified":
                     unverified.append(eid)
         mfoci = foci[foci["experiment_id"].isin(keep)].reset_index(drop=True)
+        n_contrasts = len(keep)
+        pooled: dict[str, list[str]] = {}
+        pool_notes: list[str] = []
+        if pool and groups:
+            keep, sizes, mfoci, pooled, pool_notes = _pool(keep, sizes, mfoci, groups)
         model = ALEModel(
             name=name,
             description=desc,
@@ -209,13 +315,20 @@ def build_models(experiments: pd.DataFrame, foci: pd.DataFrame, ale_config: Any)
             sample_sizes=sizes,
             n_iters=n_iters,
             excluded=pd.DataFrame(sorted(excluded), columns=["experiment_id", "reason"]),
+            inference=str(inference),
+            focus_placement=str(placement),
+            pooled=pooled,
+            n_contrasts=n_contrasts,
         )
+        model.warnings.extend(pool_notes)
         n = len(keep)
         if n < min_exp:
             which = f" ({', '.join(keep)})" if keep else ""
+            after = (f" after pooling {n_contrasts} contrasts that share participants"
+                     if pooled else "")
             model.skipped = True
             model.reason = (
-                f"{n} usable experiment{'s' if n != 1 else ''}{which} of {len(cand)} candidate"
+                f"{n} usable experiment{'s' if n != 1 else ''}{which}{after} of {len(cand)} candidate"
                 f"{'s' if len(cand) != 1 else ''}; ALE needs at least {min_exp} "
                 "(convergence across experiments)"
             )
@@ -261,11 +374,16 @@ def run_model(
         Override the model's iterations.
     contributions : bool
         Jackknife and focus-counter tables for significant clusters.
+    progress : bool
+        Progress bars (terminal / JupyterLab only; never in rendered pages).
+
+    The model's ``inference`` and ``focus_placement`` are passed to the engine;
+    NiMARE refuses ``focus_placement: exact`` (in-house only).
 
     Raises
     ------
     InputError
-        Model skipped or unknown engine.
+        Model skipped, unknown engine, or exact placement asked of NiMARE.
     """
     if model.skipped:
         raise InputError(f"model '{model.name}' was not run: {model.reason}")
@@ -280,6 +398,9 @@ def run_model(
         n_cores=n_cores,
         name=model.name,
         contributions=contributions,
+        inference=model.inference,
+        focus_placement=model.focus_placement,
+        progress=progress,
     )
     if engine == "nimare":
         from painmeta.ale.nimare_engine import run_nimare
@@ -288,10 +409,11 @@ def run_model(
     elif engine == "inhouse":
         from painmeta.ale.inhouse import run_inhouse
 
-        result = run_inhouse(**kw, progress=progress)
+        result = run_inhouse(**kw)
     else:
         raise InputError(f"unknown engine {engine!r}; use one of {ENGINES}")
     result.notes.extend(model.warnings)
+    result.pooled = dict(model.pooled)
     return result
 
 
@@ -307,11 +429,15 @@ def model_table(models: Sequence[ALEModel], results: Mapping[str, ALEResult] | N
             "reason": m.reason,
             "warnings": "; ".join(m.warnings),
             "n_experiments": m.n_experiments,
+            "n_contrasts": m.n_contrasts if m.n_contrasts is not None else m.n_experiments,
+            "pooled": "; ".join(f"{g} = {' + '.join(c)}" for g, c in m.pooled.items()),
             "n_foci": m.n_foci,
             "n_subjects": m.n_subjects,
             "experiments": ", ".join(m.experiment_ids),
             "excluded": "; ".join(f"{e}: {r}" for e, r in m.excluded.itertuples(index=False)),
             "n_iters": m.n_iters,
+            "inference": m.inference,
+            "focus_placement": m.focus_placement,
         }
         res = results.get(m.name)
         if res is not None:
@@ -319,7 +445,9 @@ def model_table(models: Sequence[ALEModel], results: Mapping[str, ALEResult] | N
             for key in (
                 "engine", "fwhm_min_mm", "fwhm_max_mm", "ale_min", "ale_max", "p_min",
                 "cluster_forming_ale", "cluster_size_threshold_vox", "cluster_size_threshold_mm3",
-                "n_clusters_supra", "n_clusters_significant", "seed", "run_time_s",
+                "cluster_mass_threshold", "vfwe_ale_threshold", "n_clusters_supra", "n_clusters_significant",
+                "n_clusters_significant_size", "n_clusters_significant_mass", "n_clusters_significant_voxel",
+                "n_voxels_vfwe", "seed", "run_time_s",
             ):
                 row[key] = s[key]
             row["n_iters"] = s["n_iters"]
@@ -374,17 +502,25 @@ class ALEAnalysis:
     ----------
     models : list of ALEModel
     results : dict
-        Engine -> {model name -> ALEResult}.
+        Engine -> {model name -> ALEResult}. With ``focus_placement: exact`` the
+        in-house entry is the exact-placement run (NiMARE's is voxel placement).
+    primary : dict
+        Model name -> the result the model reports (the primary engine's, or the
+        in-house engine's for exact placement, which NiMARE cannot do).
     summary : pandas.DataFrame
-        :func:`model_table` for the primary engine.
+        :func:`model_table` of the primary results.
     clusters : pandas.DataFrame
-        Significant clusters of every model (primary engine).
+        Surviving clusters of every model (primary results).
     nulls : pandas.DataFrame
         Monte Carlo nulls (all engines run).
     contributions : pandas.DataFrame
-        Jackknife / focus counts (primary engine).
+        Jackknife / focus counts (primary results).
     crosscheck : pandas.DataFrame
         Engine agreement per model (empty when not requested).
+    placement : pandas.DataFrame
+        Per model: how much the map and clusters move between voxel and
+        exact focus placement (:func:`placement_movement`; with
+        ``placement_check`` or exact-placement models).
     """
 
     models: list[ALEModel]
@@ -394,6 +530,47 @@ class ALEAnalysis:
     nulls: pd.DataFrame
     contributions: pd.DataFrame
     crosscheck: pd.DataFrame
+    primary: dict[str, ALEResult] = field(default_factory=dict)
+    placement: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def placement_movement(voxel: ALEResult, exact: ALEResult, model: str = "") -> dict[str, Any]:
+    """How much exact focus placement moves a model's map and clusters against voxel placement.
+
+    Returns max |ALE difference|, Pearson r over voxels where either map is
+    non-zero, cluster counts, and for each voxel-placement surviving cluster the
+    nearest exact-placement surviving cluster's peak shift (mm) and size change
+    (voxels).
+    """
+    a = voxel.ale.astype(np.float64)
+    b = exact.ale.astype(np.float64)
+    nz = (a > 0) | (b > 0)
+    r = float(np.corrcoef(a[nz], b[nz])[0, 1]) if nz.sum() > 2 else float("nan")
+    ca, cb = voxel.clusters, exact.clusters
+    shifts, dsize = [], []
+    if len(ca) and len(cb):
+        pb = cb[["peak_x", "peak_y", "peak_z"]].to_numpy(float)
+        for _, row in ca.iterrows():
+            d = np.sqrt(((pb - row[["peak_x", "peak_y", "peak_z"]].to_numpy(float)) ** 2).sum(axis=1))
+            j = int(np.argmin(d))
+            shifts.append(float(d[j]))
+            dsize.append(int(cb.iloc[j]["n_voxels"]) - int(row["n_voxels"]))
+    return {
+        "model": model,
+        "max_abs_ale_diff": float(np.max(np.abs(a - b))),
+        "ale_max_voxel": float(a.max()),
+        "ale_max_exact": float(b.max()),
+        "r_ale": r,
+        "cluster_forming_ale_voxel": voxel.ale_threshold,
+        "cluster_forming_ale_exact": exact.ale_threshold,
+        "n_supra_voxel": int(len(voxel.clusters_all)),
+        "n_supra_exact": int(len(exact.clusters_all)),
+        "n_surviving_voxel": int(len(ca)),
+        "n_surviving_exact": int(len(cb)),
+        "peak_shift_mm_max": max(shifts) if shifts else float("nan"),
+        "peak_shifts_mm": ", ".join(f"{v:.1f}" for v in shifts),
+        "size_changes_vox": ", ".join(f"{v:+d}" for v in dsize),
+    }
 
 
 def analyze(
@@ -407,6 +584,7 @@ def analyze(
     n_cores: int | None = None,
     contributions: bool = True,
     progress: bool = False,
+    placement_check: bool = True,
 ) -> ALEAnalysis:
     """Build and run every model; optionally cross-check the two engines.
 
@@ -415,14 +593,24 @@ def analyze(
     experiments, foci, ale_config
         See :func:`build_models`.
     engine : {"nimare", "inhouse"}
-        Primary engine (its results fill ``summary``/``clusters``).
+        Primary engine (its results fill ``summary``/``clusters``). Models with
+        ``focus_placement: exact`` report the in-house engine's exact-placement
+        run whatever ``engine`` says (NiMARE cannot place foci off voxels).
     crosscheck : bool
         Also run the other engine on every model and compare
-        (:func:`painmeta.ale.crosscheck.crosscheck`).
+        (:func:`painmeta.ale.crosscheck.crosscheck`, voxel placement). For an
+        exact-placement model the voxel-placement in-house run is compared with
+        the exact one in ``placement``.
     n_iters : int, optional
         Override every model's Monte Carlo iterations (e.g. quick runs).
     seed, n_cores : int, optional
         Default to ``ale_config.seed`` / ``ale_config.n_cores``.
+    progress : bool
+        Progress bars (terminal / JupyterLab; keep False for rendered pages).
+    placement_check : bool
+        For voxel-placement models, also run the in-house engine with exact
+        placement and report how far the map and clusters move
+        (``placement``; GingerALE parity).
     """
     from painmeta.ale import crosscheck as xc
 
@@ -434,24 +622,42 @@ def analyze(
     vt = float(_cfg(ale_config, "voxel_thresh", 0.001))
     ca = float(_cfg(ale_config, "cluster_alpha", 0.05))
     results: dict[str, dict[str, ALEResult]] = {engine: {}}
+    primary: dict[str, ALEResult] = {}
     checks = []
+    moves = []
     for m in models:
         if m.skipped:
             continue
+        exact = m.focus_placement == "exact"
         if crosscheck:
             cc = xc.crosscheck(
                 m.foci[["experiment_id", "x", "y", "z"]], m.sample_sizes, int(n_iters or m.n_iters), seed,
                 voxel_thresh=vt, cluster_alpha=ca, n_cores=n_cores, name=m.name, contributions=contributions,
+                inference=m.inference, progress=progress,
             )
             for key, res in (("nimare", cc.nimare), ("inhouse", cc.inhouse)):
                 res.notes.extend(w for w in m.warnings if w not in res.notes)
+                res.pooled = dict(m.pooled)
                 results.setdefault(key, {})[m.name] = res
             checks.append(cc.table)
-        else:
-            results[engine][m.name] = run_model(
+            primary[m.name] = results[engine][m.name]
+        elif not exact:
+            primary[m.name] = results[engine][m.name] = run_model(
                 m, engine, seed, vt, ca, n_cores, n_iters, contributions, progress
             )
-    primary = results.get(engine, {})
+        if exact:
+            res = run_model(m, "inhouse", seed, vt, ca, n_cores, n_iters, contributions, progress)
+            res.notes.append("kernels centred at the exact reported coordinates (focus_placement: exact, "
+                             "in-house engine; the engine cross-check uses voxel placement)")
+            voxel_run = results.get("inhouse", {}).get(m.name) or results.get(engine, {}).get(m.name)
+            if voxel_run is not None:
+                moves.append(placement_movement(voxel_run, res, m.name))
+            results.setdefault("inhouse", {})[m.name] = res
+            primary[m.name] = res
+        elif placement_check:
+            exact_model = replace(m, focus_placement="exact")
+            res = run_model(exact_model, "inhouse", seed, vt, ca, n_cores, n_iters, False, progress)
+            moves.append(placement_movement(primary[m.name], res, m.name))
     nulls = pd.concat([null_tables(r) for r in results.values()], ignore_index=True)
     return ALEAnalysis(
         models=models,
@@ -461,10 +667,115 @@ def analyze(
         nulls=nulls,
         contributions=contribution_tables(primary),
         crosscheck=pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(columns=xc.TABLE_COLUMNS),
+        primary=primary,
+        placement=pd.DataFrame(moves),
     )
 
 
+#: Cluster-table columns shown to readers, with their headers (as the papers print them).
+DISPLAY_COLUMNS = {
+    "cluster_id": "Cluster",
+    "volume_mm3": "Size (mm³)",
+    "peak_x": "Peak x",
+    "peak_y": "Peak y",
+    "peak_z": "Peak z",
+    "com_x": "CoM x",
+    "com_y": "CoM y",
+    "com_z": "CoM z",
+    "peak_ale": "Peak ALE",
+    "peak_zscore": "Peak Z",
+    "mean_ale": "Mean ALE",
+    "mean_zscore": "Mean Z",
+    "p_fwe_size": "p FWE (size)",
+    "p_fwe_mass": "p FWE (mass)",
+    "p_fwe_voxel": "p FWE (voxel, min)",
+    "label_peak": "Peak label (AAL)",
+    "labels": "Cluster labels (AAL, share of voxels)",
+    "label_peak_ho": "Peak label (Harvard-Oxford)",
+}
+
+
+def cluster_display_table(clusters: pd.DataFrame) -> pd.DataFrame:
+    """A cluster table for people: the papers' columns with readable headers and rounded numbers.
+
+    Coordinates in mm (centre of mass to 1 decimal), ALE to 4 decimals, z to
+    2, p-values to 3 significant digits; the machine-readable table with every
+    column is ``clusters.csv``.
+    """
+    cols = [c for c in DISPLAY_COLUMNS if c in clusters.columns]
+    out = clusters[cols].copy()
+    for c in ("cluster_id", "peak_x", "peak_y", "peak_z"):
+        if c in out:
+            out[c] = out[c].astype(int)
+    if "volume_mm3" in out:
+        out["volume_mm3"] = out["volume_mm3"].round(0).astype(int)
+    for c, nd in (("com_x", 1), ("com_y", 1), ("com_z", 1), ("peak_ale", 4), ("mean_ale", 4),
+                  ("peak_zscore", 2), ("mean_zscore", 2)):
+        if c in out:
+            out[c] = out[c].astype(float).round(nd)
+    for c in ("p_fwe_size", "p_fwe_mass", "p_fwe_voxel"):
+        if c in out:
+            out[c] = [float(f"{v:.3g}") for v in out[c].astype(float)]
+    return out.rename(columns=DISPLAY_COLUMNS)
+
+
+def save_analysis(analysis: ALEAnalysis, out: str | Path, crosscheck: bool = True) -> dict[str, Path]:
+    """Write every model's result and the stage tables.
+
+    Each model's reported (primary) result goes to ``out/<model>/``; other
+    engines' runs of it to ``out/<model>/engine-<engine>/``. Stage tables:
+    ``models.csv``, ``clusters.csv`` (surviving clusters), ``null.csv`` (every
+    engine), ``crosscheck.csv`` (when cross-checked) and ``placement.csv``
+    (exact vs voxel focus placement, when any model uses exact placement).
+
+    Returns
+    -------
+    dict
+        Table name -> path.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for engine, results in analysis.results.items():
+        for name, res in results.items():
+            primary = analysis.primary.get(name) is res
+            res.save(out / name if primary else out / name / f"engine-{engine}")
+    paths = {"models": out / "models.csv", "clusters": out / "clusters.csv", "null": out / "null.csv"}
+    analysis.summary.to_csv(paths["models"], index=False)
+    analysis.clusters.to_csv(paths["clusters"], index=False)
+    analysis.nulls.to_csv(paths["null"], index=False)
+    if crosscheck:
+        paths["crosscheck"] = out / "crosscheck.csv"
+        analysis.crosscheck.to_csv(paths["crosscheck"], index=False)
+    if len(analysis.placement):
+        paths["placement"] = out / "placement.csv"
+        analysis.placement.to_csv(paths["placement"], index=False)
+    return paths
+
+
 # ------------------------------------------------------------------ inputs
+def reported_ale_items(path: str | Path) -> pd.DataFrame:
+    """The ALE numbers a dataset's ``reported.yaml`` holds (items whose ``kind`` starts with ``ale``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``id, what, reported, where`` (values as transcribed; the audit stage
+        recomputes them). Empty when the file has none.
+    """
+    from painmeta.audit import load_reported  # bounded, validated YAML reader (lazy: audit imports ale)
+
+    items = load_reported(Path(path))
+    rows = []
+    for item in items:
+        if not isinstance(item, dict) or not str(item.get("kind", "")).startswith("ale"):
+            continue
+        value = item.get("value")
+        shown = "–".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        rows.append({"id": str(item.get("id", "")), "what": str(item.get("what", "")), "reported": shown,
+                     "where": str(item.get("where", ""))})
+    return pd.DataFrame(rows, columns=["id", "what", "reported", "where"])
+
+
 def load_tables(processed: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read ``experiments.csv`` and ``foci_mni.csv`` from a processed folder."""
     folder = Path(processed)

@@ -54,6 +54,8 @@ PINNED_NIMARE = "0.22.1"
 FWE_STREAM = "correct_fwe_montecarlo"
 MAP_SIZE = "z_desc-size_level-cluster_corr-FWE_method-montecarlo"
 LOGP_SIZE = "logp_desc-size_level-cluster_corr-FWE_method-montecarlo"
+LOGP_MASS = "logp_desc-mass_level-cluster_corr-FWE_method-montecarlo"
+LOGP_VOXEL = "logp_level-voxel_corr-FWE_method-montecarlo"
 NULL_KEYS = {
     "max_ale": "values_level-voxel_corr-fwe_method-montecarlo",
     "max_cluster_size": "values_desc-size_level-cluster_corr-fwe_method-montecarlo",
@@ -77,6 +79,34 @@ def quiet_nimare() -> Iterator[None]:
         finally:
             for lg, lv in zip(loggers, levels):
                 lg.setLevel(lv)
+
+
+@contextmanager
+def nimare_progress(enabled: bool) -> Iterator[None]:
+    """Show or hide NiMARE's Monte Carlo progress bar inside the block.
+
+    NiMARE's CBMA estimators call ``tqdm`` unconditionally; a rendered report
+    must not fill with progress lines, so the module's ``tqdm`` is swapped for
+    a disabled one while the block runs (restored afterwards).
+    """
+    import functools
+    import sys
+
+    import nimare.diagnostics  # noqa: F401 - imported so its tqdm is swapped too
+    import nimare.meta.cbma.base  # noqa: F401
+
+    swapped = []
+    if not enabled:
+        for name, module in list(sys.modules.items()):
+            bar = getattr(module, "tqdm", None) if name.startswith("nimare") else None
+            if bar is not None and callable(bar) and not isinstance(bar, type(sys)):
+                swapped.append((module, bar))
+                module.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        for module, bar in swapped:
+            module.tqdm = bar
 
 
 def nimare_version() -> str:
@@ -189,13 +219,14 @@ def fit(
     voxel_thresh: float = 0.001,
     n_cores: int = 2,
     experiment_order: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> NiMAREFit:
     """Fit NiMARE ALE and apply Monte Carlo FWE correction; return raw objects."""
     from nimare.correct import FWECorrector
 
     studyset, id_map = build_dataset(foci, sample_sizes, experiment_order)
     est = make_estimator(seed, n_cores=n_cores)
-    with quiet_nimare():
+    with quiet_nimare(), nimare_progress(progress):
         t0 = time.perf_counter()
         res = est.fit(studyset)
         # The same call NiMARE's corrector makes to turn voxel_thresh into an ALE value.
@@ -207,33 +238,40 @@ def fit(
     return NiMAREFit(est, res, cres, id_map, thr, {"fit": t1 - t0, "null": t2 - t1})
 
 
-def _contributions(
-    raw: NiMAREFit, relabelled: np.ndarray, significant_ids: list[int], alpha: float, n_iters: int
-) -> dict[str, pd.DataFrame]:
-    """Jackknife and FocusCounter via NiMARE, columns mapped to our cluster ids."""
+#: Name under which the surviving clusters are handed to NiMARE's diagnostics.
+TARGET_SURVIVING = "z_painmeta-surviving"
+
+
+def _contributions(raw: NiMAREFit, relabelled: np.ndarray, significant_ids: list[int],
+                   progress: bool = False) -> dict[str, pd.DataFrame]:
+    """Jackknife and FocusCounter via NiMARE on the surviving clusters, columns mapped to our cluster ids.
+
+    The clusters that survive the primary inference (whichever it is) are given
+    to NiMARE's diagnostics as a target map (1 inside a surviving cluster, 0
+    elsewhere; threshold 0.5), so NiMARE's ``Jackknife`` and ``FocusCounter``
+    work on exactly the clusters the table reports, for cluster-size,
+    cluster-mass and voxel-level inference alike.
+    """
     from nimare.diagnostics import FocusCounter, Jackknife
-    from nimare.transforms import p_to_z
 
     if not significant_ids:
         return {}
-    # Threshold the cluster-level z map half a Monte Carlo step above the largest
-    # attainable p below alpha (p-values are multiples of 1/n_iters), so that
-    # "p < alpha" is reproduced whatever NiMARE's > / >= convention is.
-    k = int(np.ceil(alpha * n_iters - 1e-6)) - 1
-    p_cut = (k + 0.5) / n_iters
-    z_cut = float(p_to_z(p_cut, tail="one"))
+    mask = load_mask()
+    target = np.isin(relabelled, significant_ids)[mask.data].astype(np.float32)
+    result = raw.corrected.copy()
+    result.maps[TARGET_SURVIVING] = target
     out: dict[str, pd.DataFrame] = {}
     for kind, cls in (("jackknife", Jackknife), ("focus_counter", FocusCounter)):
-        with quiet_nimare():
-            diag = cls(target_image=MAP_SIZE, target_threshold=z_cut, n_cores=1)
-            dres = diag.transform(raw.corrected.copy())
+        with quiet_nimare(), nimare_progress(progress):
+            diag = cls(target_image=TARGET_SURVIVING, target_threshold=0.5, n_cores=1)
+            dres = diag.transform(result.copy())
         label_keys = [k for k in dres.maps if k.startswith("label_") and k.endswith("tail-positive")]
         tab_keys = [k for k in dres.tables if k.endswith("tab-counts_tail-positive")]
         if not label_keys or not tab_keys or dres.tables[tab_keys[0]] is None:
             continue
         lab_vec = np.rint(np.asarray(dres.maps[label_keys[0]])).astype(int)
         lab3d = np.zeros(relabelled.shape, dtype=int)
-        lab3d[load_mask().data] = lab_vec
+        lab3d[mask.data] = lab_vec
         table = dres.tables[tab_keys[0]].copy()
         rename = {}
         for col in table.columns:
@@ -261,18 +299,40 @@ def run_nimare(
     name: str = "ale",
     contributions: bool = True,
     experiment_order: Sequence[str] | None = None,
+    inference: str = "cluster_size",
+    focus_placement: str = "voxel",
+    progress: bool = False,
 ) -> ALEResult:
     """Run the review's ALE with NiMARE and return an :class:`ALEResult`.
 
     Clusters are the face-connected components of ALE > cluster-forming value
     (the ones NiMARE's corrector labels); their FWE p-values are computed with
-    ``nimare.stats.null_to_p`` against NiMARE's own null (size and mass).
+    ``nimare.stats.null_to_p`` against NiMARE's own null (size and mass), and
+    the voxel-level FWE p map with the same call on the null of the maximum
+    ALE - the calls NiMARE's ``FWECorrector`` makes. Each is checked against
+    the corresponding map NiMARE wrote (``logp_desc-size/mass_level-cluster``,
+    ``logp_level-voxel``); a disagreement becomes a note.
+
+    Parameters
+    ----------
+    inference : {"cluster_size", "cluster_mass", "voxel"}
+        Primary inference (decides ``significant``).
+    focus_placement : {"voxel"}
+        NiMARE centres kernels on voxels only; ``"exact"`` is refused (use the
+        in-house engine).
+    progress : bool
+        Show NiMARE's progress bar.
     """
     from nimare.stats import null_to_p
 
+    if focus_placement != "voxel":
+        raise InputError(
+            f"focus_placement '{focus_placement}': NiMARE centres kernels on the nearest voxel only. "
+            "Fix: use the in-house engine (--engine inhouse) for exact placement."
+        )
     t0 = time.perf_counter()
     order = list(experiment_order) if experiment_order is not None else sorted(set(map(str, foci["experiment_id"])))
-    raw = fit(foci, sample_sizes, n_iters, seed, voxel_thresh, n_cores, order)
+    raw = fit(foci, sample_sizes, n_iters, seed, voxel_thresh, n_cores, order, progress=progress)
     geom: MaskGeometry = load_mask()
     res, cres = raw.result, raw.corrected
     ale = np.asarray(res.get_map("stat", return_type="array"), dtype=np.float32)
@@ -288,16 +348,22 @@ def run_nimare(
     masses = np.array([np.sum(vol[labels == lab] - np.float64(thr)) for lab in range(1, n + 1)])
     p_size = null_to_p(sizes, null["max_cluster_size"].to_numpy(), "upper") if n else np.zeros(0)
     p_mass = null_to_p(masses, np.asarray(nd[NULL_KEYS["max_cluster_mass"]]), "upper") if n else np.zeros(0)
-    table, relabelled = cluster_table(ale, labels, n, thr, geom, np.atleast_1d(p_size), np.atleast_1d(p_mass), masses, cluster_alpha)
+    p_vfwe = np.asarray(null_to_p(ale, null["max_ale"].to_numpy(), "upper"), dtype=np.float64)
+    table, relabelled = cluster_table(ale, labels, n, thr, geom, np.atleast_1d(p_size), np.atleast_1d(p_mass), masses,
+                                      cluster_alpha, z=z, p_voxel=p_vfwe, inference=inference)
     notes = []
-    # NiMARE's own cluster-size FWE map must agree with the p-values above.
-    logp_map = geom.unmask(np.asarray(cres.get_map(LOGP_SIZE, return_type="array"), dtype=np.float64))
-    for _, row in table.iterrows():
-        vox = logp_map[relabelled == row["cluster_id"]]
-        if not np.allclose(10 ** (-vox), row["p_fwe_size"], rtol=1e-5):
-            notes.append(f"cluster {row['cluster_id']}: NiMARE's logp map disagrees with null_to_p")
+    # NiMARE's own FWE maps (float32 -log10 p) must agree with the p-values above.
+    for key, col in ((LOGP_SIZE, "p_fwe_size"), (LOGP_MASS, "p_fwe_mass")):
+        logp_map = geom.unmask(np.asarray(cres.get_map(key, return_type="array"), dtype=np.float64))
+        for _, row in table.iterrows():
+            vox = logp_map[relabelled == row["cluster_id"]]
+            if not np.allclose(10 ** (-vox), row[col], rtol=1e-5):
+                notes.append(f"cluster {row['cluster_id']}: NiMARE's {key} map disagrees with null_to_p")
+    logp_vox = np.asarray(cres.get_map(LOGP_VOXEL, return_type="array"), dtype=np.float64)
+    if not np.allclose(10 ** (-logp_vox), p_vfwe, rtol=1e-5):
+        notes.append(f"NiMARE's {LOGP_VOXEL} map disagrees with null_to_p on the voxel-level null")
     sig = [int(c) for c in table.loc[table["significant"], "cluster_id"]] if n else []
-    contrib = _contributions(raw, relabelled, sig, cluster_alpha, n_iters) if contributions else {}
+    contrib = _contributions(raw, relabelled, sig, progress) if contributions else {}
     total = time.perf_counter() - t0
     problem = make_problem(foci, sample_sizes, experiment_order=order)
     return ALEResult(
@@ -323,4 +389,7 @@ def run_nimare(
         contributions=contrib,
         native=cres,
         notes=notes,
+        inference=inference,
+        focus_placement=focus_placement,
+        p_vfwe=p_vfwe,
     )

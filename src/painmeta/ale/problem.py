@@ -7,6 +7,14 @@
 2. **ALE** (:func:`ale_map`): the union ``1 - prod_e (1 - MA_e)`` across
    experiments, evaluated as ``1 - exp(sum_e log1p(-MA_e))``.
 
+**Focus placement** (``focus_placement``): ``"voxel"`` (default) centres each
+kernel on the focus's nearest voxel (``np.rint``, half to even), as NiMARE
+0.22.1 does, so the engines agree bit for bit. ``"exact"`` centres the Gaussian
+at the reported coordinate itself, as GingerALE does
+(:func:`painmeta.ale.kernel.subvoxel_kernel`): a focus on a voxel centre gets
+exactly the ``voxel`` kernel, a focus half-way between voxels a kernel
+symmetric about that point, and every kernel keeps unit total mass.
+
 Conventions matched to NiMARE 0.22.1 so that engines agree exactly: MA values
 in float32; the observed ALE takes ``log1p`` in float32 (as NiMARE's sparse
 path does), accumulates in float64 in experiment order and stores ALE as
@@ -25,8 +33,11 @@ import pandas as pd
 from numba import njit
 
 from painmeta.ale.geometry import MaskGeometry, load_mask
-from painmeta.ale.kernel import ALEKernel, ale_kernel
+from painmeta.ale.kernel import ALEKernel, ale_kernel, subvoxel_kernel
 from painmeta.errors import InputError
+
+#: Where a focus's kernel is centred (see the module docstring).
+FOCUS_PLACEMENTS = ("voxel", "exact")
 
 
 @dataclass(eq=False)
@@ -46,6 +57,8 @@ class ALEProblem:
     kernels: list[ALEKernel]
     exp_kernel: np.ndarray  # (E,) int64 index into kernels
     mask: MaskGeometry
+    focus_placement: str = "voxel"
+    foci_shift: np.ndarray | None = None  # (F, 3) float64 voxels, focus - nearest voxel centre
 
     @property
     def n_experiments(self) -> int:
@@ -69,6 +82,7 @@ def make_problem(
     sample_sizes: Mapping[str, float],
     mask: "MaskGeometry | str | Path | nib.Nifti1Image | None" = None,
     experiment_order: Sequence[str] | None = None,
+    focus_placement: str = "voxel",
 ) -> ALEProblem:
     """Assemble an :class:`ALEProblem` from a foci table and sample sizes.
 
@@ -84,6 +98,9 @@ def make_problem(
         Order of experiments (default: sorted ids). The order fixes the float
         summation order of the ALE union, so engines compared bit for bit must
         use the same order.
+    focus_placement : {"voxel", "exact"}
+        Kernel centre: the nearest voxel (NiMARE) or the exact coordinate
+        (GingerALE); see the module docstring.
 
     Raises
     ------
@@ -91,6 +108,8 @@ def make_problem(
         Missing columns, non-finite coordinates, or an experiment without a
         positive sample size.
     """
+    if focus_placement not in FOCUS_PLACEMENTS:
+        raise InputError(f"focus_placement must be one of {FOCUS_PLACEMENTS}, got {focus_placement!r}")
     missing = {"experiment_id", "x", "y", "z"} - set(foci.columns)
     if missing:
         raise InputError(f"foci table lacks column(s) {sorted(missing)}")
@@ -121,7 +140,11 @@ def make_problem(
     kernels = [ale_kernel(sample_size=v, zooms=geom.zooms) for v in uniq]
     exp_kernel = np.array([uniq.index(v) for v in n], dtype=np.int64)
     ijk = geom.mm2vox(xyz).astype(np.int32)
-    return ALEProblem(order, n, xyz, ijk, focus_exp, offsets, kernels, exp_kernel, geom)
+    shift = None
+    if focus_placement == "exact":
+        inv = np.linalg.inv(geom.affine)
+        shift = xyz @ inv[:3, :3].T + inv[:3, 3] - ijk
+    return ALEProblem(order, n, xyz, ijk, focus_exp, offsets, kernels, exp_kernel, geom, focus_placement, shift)
 
 
 @njit(cache=True)
@@ -153,6 +176,33 @@ def _study_ma(ijk, lo, hi, offsets, values, shape, f2m, ma, touched):  # pragma:
     return cols[:n]
 
 
+def _exact_ma(problem: ALEProblem, exp_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """MA map of one experiment with every kernel centred at its exact coordinate.
+
+    Plain numpy (observed maps only: a few hundred foci at most); the Monte
+    Carlo null never calls it.
+    """
+    geom = problem.mask
+    kern = problem.kernels[problem.exp_kernel[exp_index]]
+    assert problem.foci_shift is not None
+    shape = np.asarray(geom.shape)
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    ma = np.zeros(geom.n_voxels, dtype=np.float32)
+    cols_all = []
+    for f in range(int(problem.exp_offsets[exp_index]), int(problem.exp_offsets[exp_index + 1])):
+        offsets, values = subvoxel_kernel(kern, problem.foci_shift[f])
+        ijk = problem.foci_ijk[f].astype(np.int64) + offsets
+        inb = np.all((ijk >= 0) & (ijk < shape), axis=1)
+        cols = geom.flat_to_masked[ijk[inb] @ strides]
+        vals = values[inb]
+        keep = cols >= 0
+        cols, vals = cols[keep], vals[keep]
+        np.maximum.at(ma, cols, vals)  # Turkeltaub: maximum over the experiment's foci
+        cols_all.append(cols)
+    cols = np.unique(np.concatenate(cols_all)) if cols_all else np.zeros(0, dtype=np.int64)
+    return ma, cols.astype(np.int64)
+
+
 def ma_map(problem: ALEProblem, exp_index: int) -> tuple[np.ndarray, np.ndarray]:
     """MA map of one experiment.
 
@@ -164,6 +214,8 @@ def ma_map(problem: ALEProblem, exp_index: int) -> tuple[np.ndarray, np.ndarray]
         Masked indices touched by the experiment's kernels (its support;
         values there are > 0 except for float32 underflow at kernel corners).
     """
+    if problem.focus_placement == "exact":
+        return _exact_ma(problem, exp_index)
     geom = problem.mask
     kern = problem.kernels[problem.exp_kernel[exp_index]]
     ma = np.zeros(geom.n_voxels, dtype=np.float32)
@@ -194,4 +246,4 @@ def ale_map(problem: ALEProblem, exclude: int | None = None) -> np.ndarray:
     return (1.0 - np.exp(log_sums)).astype(np.float32)
 
 
-__all__ = ["ALEProblem", "ale_map", "ma_map", "make_problem"]
+__all__ = ["FOCUS_PLACEMENTS", "ALEProblem", "ale_map", "ma_map", "make_problem"]
