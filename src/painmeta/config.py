@@ -9,11 +9,12 @@ result, so a typo in an override fails as loudly as a typo in the file.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from painmeta.errors import InputError
 from painmeta.paths import DatasetPaths, dataset_paths
@@ -27,6 +28,10 @@ DIRECTIONS = (
     "mixed",
     "unknown",
 )
+
+
+#: A Dask scheduler address (same rule as painmeta.ale.executor).
+_SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 
 
 class _Strict(BaseModel):
@@ -49,6 +54,42 @@ class ALEModelConfig(_Strict):
     description: str = ""
 
 
+class ExecutorConfig(_Strict):
+    """Where seeded Monte Carlo blocks run (:mod:`painmeta.ale.executor`); results never depend on it.
+
+    ``scheduler``: ``null`` / ``"inprocess"`` (default, this process), ``"local"``
+    (a Dask ``LocalCluster`` of ``n_workers`` processes) or a scheduler address
+    ``"tcp://HOST:PORT"``. A plain string is accepted for the whole section
+    (``executor: local``).
+    """
+
+    scheduler: str | None = None
+    n_workers: int | None = Field(default=None, ge=1, le=4096)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return {"scheduler": value}
+        return value
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip()
+        if len(text) > 200:
+            raise ValueError("scheduler is too long (at most 200 characters)")
+        if text.lower() in ("", "inprocess", "in-process", "none", "local"):
+            return text.lower() or None
+        if not _SCHEDULER_ADDRESS.match(text):
+            raise ValueError(
+                f"unknown scheduler {text[:80]!r}: use inprocess, local or an address such as tcp://127.0.0.1:8786"
+            )
+        return text
+
+
 class ALEConfig(_Strict):
     """ALE parameters (ANALYSIS.md section 2)."""
 
@@ -60,6 +101,7 @@ class ALEConfig(_Strict):
     seed: int = 0
     include_unverified: bool = True
     n_cores: int = Field(default=2, ge=1)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     models: dict[str, ALEModelConfig] = Field(default_factory=dict)
 
 

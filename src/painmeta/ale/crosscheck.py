@@ -202,6 +202,7 @@ def crosscheck(
     n_cores: int = 2,
     name: str = "model",
     contributions: bool = True,
+    executor: Any = None,
 ) -> CrossCheck:
     """Run both engines on one model and compare them (see module docstring).
 
@@ -219,6 +220,8 @@ def crosscheck(
         Model name for the table.
     contributions : bool
         Also compare jackknife / focus-count tables.
+    executor : Executor or scheduler spec, optional
+        Where the in-house independent-stream null runs (:mod:`painmeta.ale.executor`).
 
     Returns
     -------
@@ -239,7 +242,7 @@ def crosscheck(
     draws = ne.fwe_draws(seed, problem.n_foci, n_iters, problem.mask.n_voxels)
     test = ih.run_inhouse(nim_foci, sample_sizes, n_iters, seed, voxel_thresh, cluster_alpha, n_cores, name,
                           contributions=contributions, experiment_order=ref.experiment_ids, draws=draws)
-    indep = ih.null_statistics(problem, test.ale_threshold, n_iters, seed, n_threads=n_cores)
+    indep = ih.null_statistics(problem, test.ale_threshold, n_iters, seed, n_threads=n_cores, executor=executor)
     table = compare_results(ref, test, name, indep, seed)
     head = pd.DataFrame([_row(name, "focus voxel indices (NiMARE order)", None, None, None, "exact", same_ijk,
                               "both engines round mm to voxels the same way (half to even)")],

@@ -51,6 +51,7 @@ not depend on the number of threads (tested).
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -60,6 +61,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
+from painmeta.ale.executor import BLOCK_SIZE, Block, Executor, block_rng, get_executor, map_blocks, split_blocks
 from painmeta.ale.inference import (
     cluster_masses,
     cluster_table,
@@ -79,7 +81,7 @@ REL_MARGIN = 2.0**-20
 #: Share of the smallest relevant cut given up to kernel tails that are not
 #: scattered in the Monte Carlo bound (see :func:`null_statistics`).
 SLACK_SHARE = 0.25
-#: Iterations per parallel batch (progress-bar granularity).
+#: Iterations per parallel batch when explicit draws are given (progress-bar granularity).
 BATCH_ITERS = 256
 
 
@@ -317,67 +319,100 @@ def _null_plan(problem: ALEProblem, tau: float = 0.0) -> _NullPlan:
     )
 
 
-def draw_null_foci(problem: ALEProblem, n_iters: int, seed: int) -> np.ndarray:
-    """Random foci for the Monte Carlo null (the in-house stream).
+@njit(cache=True, nogil=True)
+def _null_serial(
+    draws, inmask_ijk, focus_exp, exp_offsets, exp_kernel,
+    k_delta, k_val32, k_starts, cubes32, support, k_radius,
+    org, pshape, mask_pad, thr, cut, margin, shrink, slack, S, lab, cand, cand_s, fijk,
+    out_max, out_size, out_mass,
+):  # pragma: no cover - numba
+    # One thread, no numba parallel layer: safe when several Dask worker
+    # threads call it at once.
+    for it in range(draws.shape[0]):
+        mx, sz, ms = _one_iteration(
+            draws[it], inmask_ijk, focus_exp, exp_offsets, exp_kernel,
+            k_delta, k_val32, k_starts, cubes32, support, k_radius,
+            org, pshape, mask_pad, thr, cut, margin, shrink, slack, S, lab, cand, cand_s, fijk,
+        )
+        out_max[it] = mx
+        out_size[it] = sz
+        out_mass[it] = ms
 
-    Each focus of each iteration is an independent uniform draw among the
-    in-mask voxels (``numpy.random.default_rng(seed)``).
 
-    Returns
-    -------
-    numpy.ndarray
-        ``(n_iters, n_foci)`` int64 indices into ``problem.mask.inmask_ijk``,
-        focus order as in ``problem``.
+@dataclass(eq=False)
+class _NullJob:
+    """Everything a Monte Carlo block needs (picklable: Dask sends it to each worker once).
+
+    Scratch volumes are per thread, made on first use in the process that
+    runs the block, and never pickled.
     """
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
-    return rng.integers(0, problem.mask.n_voxels, size=(int(n_iters), problem.n_foci), dtype=np.int64)
+
+    inmask: np.ndarray
+    focus_exp: np.ndarray
+    exp_offsets: np.ndarray
+    exp_kernel: np.ndarray
+    plan: _NullPlan
+    thr: float
+    cut: np.float32
+    shrink: float
+    n_visits: int
+
+    def __post_init__(self) -> None:
+        self._scratch: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_scratch"] = {}
+        return state
+
+    @property
+    def n_foci(self) -> int:
+        return int(self.focus_exp.shape[0])
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.inmask.shape[0])
+
+    def scratch(self, threads: int) -> tuple[np.ndarray, ...]:
+        """Per-thread scratch volumes (zero between iterations), reused across blocks."""
+        key = (threading.get_ident(), threads)
+        if key not in self._scratch:
+            psize = int(np.prod(self.plan.pshape))
+            self._scratch[key] = (
+                np.zeros((threads, psize), dtype=np.float32),
+                np.zeros((threads, psize), dtype=np.int32),
+                np.empty((threads, max(self.n_visits, 1)), dtype=np.int64),
+                np.empty((threads, max(self.n_visits, 1)), dtype=np.float32),
+                np.empty((threads, max(self.n_foci, 1), 3), dtype=np.int64),
+            )
+        return self._scratch[key]
+
+    def run(self, draws: np.ndarray, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Statistics of the iterations in ``draws`` (``(n, n_foci)`` in-mask indices)."""
+        n = draws.shape[0]
+        out_max = np.zeros(n, dtype=np.float32)
+        out_size = np.zeros(n, dtype=np.int64)
+        out_mass = np.zeros(n, dtype=np.float64)
+        threads = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS, n))
+        S_buf, lab_buf, cand_buf, cands_buf, fijk_buf = self.scratch(threads)
+        p = self.plan
+        args = (draws, self.inmask, self.focus_exp, self.exp_offsets, self.exp_kernel,
+                p.k_delta, p.k_val32, p.k_starts, p.cubes32, p.support, p.k_radius,
+                p.origin, p.pshape, p.mask_pad, self.thr, self.cut, CANDIDATE_MARGIN, self.shrink, p.slack)
+        if threads == 1:
+            _null_serial(*args, S_buf[0], lab_buf[0], cand_buf[0], cands_buf[0], fijk_buf[0],
+                         out_max, out_size, out_mass)
+        else:
+            prev = numba.get_num_threads()
+            numba.set_num_threads(threads)
+            try:
+                _null_batch(*args, S_buf, lab_buf, cand_buf, cands_buf, fijk_buf, out_max, out_size, out_mass)
+            finally:
+                numba.set_num_threads(prev)
+        return out_max, out_size, out_mass
 
 
-def null_statistics(
-    problem: ALEProblem,
-    ale_threshold: float,
-    n_iters: int | None = None,
-    seed: int | None = None,
-    draws: np.ndarray | None = None,
-    n_threads: int | None = None,
-    progress: bool = False,
-) -> pd.DataFrame:
-    """Monte Carlo cluster null: one row per iteration.
-
-    Parameters
-    ----------
-    problem : ALEProblem
-    ale_threshold : float
-        Cluster-forming ALE value (voxels strictly above it are supra-threshold).
-    n_iters, seed : int
-        Number of iterations and seed for :func:`draw_null_foci`; ignored when
-        ``draws`` is given.
-    draws : numpy.ndarray, optional
-        Explicit random foci, ``(n_iters, n_foci)`` indices into
-        ``problem.mask.inmask_ijk``. Feeding NiMARE's own draws here is how
-        per-iteration equality with NiMARE is tested.
-    n_threads : int, optional
-        numba threads (default: all configured, ``NUMBA_NUM_THREADS``).
-    progress : bool
-        Show a tqdm progress bar.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``max_ale`` (float32), ``max_cluster_size`` (voxels, int64),
-        ``max_cluster_mass`` (float32; accumulated in float64, stored in
-        float32 like NiMARE).
-    """
-    if draws is None:
-        if n_iters is None or seed is None:
-            raise ValueError("give draws, or n_iters and seed")
-        draws = draw_null_foci(problem, n_iters, seed)
-    draws = np.ascontiguousarray(draws, dtype=np.int64)
-    if draws.ndim != 2 or draws.shape[1] != problem.n_foci:
-        raise ValueError(f"draws must be (n_iters, {problem.n_foci}), got {draws.shape}")
-    if draws.size and (draws.min() < 0 or draws.max() >= problem.mask.n_voxels):
-        raise ValueError("draws must index in-mask voxels")
-    n = draws.shape[0]
+def _null_job(problem: ALEProblem, ale_threshold: float) -> _NullJob:
     thr = float(ale_threshold)
     # Kernel tails (values < tau) are not scattered: they add at most
     # slack = sum over foci of the largest tail value <= SLACK_SHARE * v to any
@@ -391,44 +426,135 @@ def null_statistics(
     shrink = 1.0 - 2.0 * max(problem.n_foci, 1) * 2.0**-24
     v = min(thr, plan.cut_peak)
     cut = (v * (1.0 - REL_MARGIN) - CANDIDATE_MARGIN) * shrink - plan.slack
-    threads = int(n_threads or numba.config.NUMBA_NUM_THREADS)
-    threads = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
     n_visits = int(sum(problem.kernels[problem.exp_kernel[e]].offsets.shape[0] * c
                        for e, c in enumerate(problem.foci_per_experiment())))
-    psize = int(np.prod(plan.pshape))
-    S_buf = np.zeros((threads, psize), dtype=np.float32)
-    lab_buf = np.zeros((threads, psize), dtype=np.int32)
-    cand_buf = np.empty((threads, max(n_visits, 1)), dtype=np.int64)
-    cands_buf = np.empty((threads, max(n_visits, 1)), dtype=np.float32)
-    fijk_buf = np.empty((threads, max(problem.n_foci, 1), 3), dtype=np.int64)
-    out_max = np.zeros(n, dtype=np.float32)
-    out_size = np.zeros(n, dtype=np.int64)
-    out_mass = np.zeros(n, dtype=np.float64)
-    inmask = problem.mask.inmask_ijk.astype(np.int64)
-    focus_exp = problem.focus_exp.astype(np.int64)
+    return _NullJob(problem.mask.inmask_ijk.astype(np.int64), problem.focus_exp.astype(np.int64),
+                    problem.exp_offsets, problem.exp_kernel, plan, thr, np.float32(cut), shrink, n_visits)
+
+
+def _block_draws(block: Block, rng: np.random.Generator, n_foci: int, n_voxels: int) -> np.ndarray:
+    """The random foci of one block of the in-house stream (``(block.size, n_foci)`` int64)."""
+    return rng.integers(0, n_voxels, size=(block.size, n_foci), dtype=np.int64)
+
+
+def _null_block(block: Block, rng: np.random.Generator, job: _NullJob, n_threads: int) -> tuple:
+    """One executor block of the Monte Carlo null (module-level: Dask pickles it)."""
+    return job.run(_block_draws(block, rng, job.n_foci, job.n_voxels), n_threads)
+
+
+def draw_null_foci(problem: ALEProblem, n_iters: int, seed: int) -> np.ndarray:
+    """Random foci for the Monte Carlo null (the in-house stream).
+
+    Each focus of each iteration is an independent uniform draw among the
+    in-mask voxels. Iterations come in blocks of
+    :data:`painmeta.ale.executor.BLOCK_SIZE`; block ``b`` draws from
+    :func:`painmeta.ale.executor.block_rng` ``(seed, b)`` (a ``SeedSequence``
+    spawn child), so the stream - and every result computed from it - does not
+    depend on how blocks are spread over threads, tasks or Dask workers, and
+    the first ``m`` iterations are the same for any ``n_iters >= m``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_iters, n_foci)`` int64 indices into ``problem.mask.inmask_ijk``,
+        focus order as in ``problem``.
+    """
+    blocks = split_blocks(int(n_iters), BLOCK_SIZE)
+    parts = [_block_draws(b, block_rng(int(seed), b.index), problem.n_foci, problem.mask.n_voxels) for b in blocks]
+    if not parts:
+        return np.zeros((0, problem.n_foci), dtype=np.int64)
+    return np.concatenate(parts, axis=0)
+
+
+def null_statistics(
+    problem: ALEProblem,
+    ale_threshold: float,
+    n_iters: int | None = None,
+    seed: int | None = None,
+    draws: np.ndarray | None = None,
+    n_threads: int | None = None,
+    progress: bool = False,
+    executor: "Executor | str | None" = None,
+    chunk_blocks: int | None = None,
+) -> pd.DataFrame:
+    """Monte Carlo cluster null: one row per iteration.
+
+    Parameters
+    ----------
+    problem : ALEProblem
+    ale_threshold : float
+        Cluster-forming ALE value (voxels strictly above it are supra-threshold).
+    n_iters, seed : int
+        Number of iterations and seed of the in-house stream
+        (:func:`draw_null_foci`); ignored when ``draws`` is given.
+    draws : numpy.ndarray, optional
+        Explicit random foci, ``(n_iters, n_foci)`` indices into
+        ``problem.mask.inmask_ijk``. Feeding NiMARE's own draws here is how
+        per-iteration equality with NiMARE is tested; always runs in-process.
+    n_threads : int, optional
+        numba threads per task (default: all configured, ``NUMBA_NUM_THREADS``;
+        on Dask one per task, since every worker thread runs its own task).
+    progress : bool
+        Show a tqdm progress bar.
+    executor : Executor or scheduler spec, optional
+        Where the blocks of iterations run (:func:`painmeta.ale.executor.get_executor`):
+        in-process by default, ``"local"``, ``"tcp://HOST:PORT"``. The result
+        is byte-identical for any executor, number of workers and ``chunk_blocks``.
+    chunk_blocks : int, optional
+        Blocks of :data:`~painmeta.ale.executor.BLOCK_SIZE` iterations per task.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``max_ale`` (float32), ``max_cluster_size`` (voxels, int64),
+        ``max_cluster_mass`` (float32; accumulated in float64, stored in
+        float32 like NiMARE).
+    """
+    if draws is None and (n_iters is None or seed is None):
+        raise ValueError("give draws, or n_iters and seed")
+    if draws is not None:
+        draws = np.ascontiguousarray(draws, dtype=np.int64)
+        if draws.ndim != 2 or draws.shape[1] != problem.n_foci:
+            raise ValueError(f"draws must be (n_iters, {problem.n_foci}), got {draws.shape}")
+        if draws.size and (draws.min() < 0 or draws.max() >= problem.mask.n_voxels):
+            raise ValueError("draws must index in-mask voxels")
+        n = draws.shape[0]
+    else:
+        n = int(n_iters)
+        if n < 0 or int(seed) < 0:
+            raise ValueError(f"n_iters and seed must be non-negative, got {n_iters}, {seed}")
+    job = _null_job(problem, ale_threshold)
+    threads = int(n_threads or numba.config.NUMBA_NUM_THREADS)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, desc="in-house Monte Carlo", unit="it")
-    prev = numba.get_num_threads()
-    numba.set_num_threads(threads)
     try:
-        for lo in range(0, n, BATCH_ITERS * threads):
-            hi = min(n, lo + BATCH_ITERS * threads)
-            _null_batch(
-                draws[lo:hi], inmask, focus_exp, problem.exp_offsets, problem.exp_kernel,
-                plan.k_delta, plan.k_val32, plan.k_starts, plan.cubes32, plan.support, plan.k_radius,
-                plan.origin, plan.pshape, plan.mask_pad, thr, np.float32(cut), CANDIDATE_MARGIN, shrink, plan.slack,
-                S_buf, lab_buf, cand_buf, cands_buf, fijk_buf,
-                out_max[lo:hi], out_size[lo:hi], out_mass[lo:hi],
-            )
-            if bar is not None:
-                bar.update(hi - lo)
+        if draws is not None:
+            parts = []
+            step = BATCH_ITERS * max(threads, 1)
+            for lo in range(0, n, step):
+                parts.append(job.run(draws[lo:lo + step], threads))
+                if bar is not None:
+                    bar.update(min(n, lo + step) - lo)
+        else:
+            ex = get_executor(executor)
+            try:
+                if ex.threads_per_task is not None:
+                    threads = ex.threads_per_task
+                parts = map_blocks(_null_block, n, int(seed), executor=ex, chunk_blocks=chunk_blocks,
+                                   progress=None if bar is None else bar.update, job=job, n_threads=threads)
+            finally:
+                if ex is not executor:
+                    ex.close()
     finally:
-        numba.set_num_threads(prev)
         if bar is not None:
             bar.close()
+    if parts:
+        out_max, out_size, out_mass = (np.concatenate(c) for c in zip(*parts))
+    else:
+        out_max, out_size, out_mass = np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.float64)
     return pd.DataFrame(
         {
             "max_ale": out_max,
@@ -462,6 +588,7 @@ def run_inhouse(
     experiment_order: Sequence[str] | None = None,
     draws: np.ndarray | None = None,
     progress: bool = False,
+    executor: "Executor | str | None" = None,
 ) -> "ALEResult":
     """Run the whole ALE with the in-house engine; return an ``ALEResult``.
 
@@ -478,6 +605,8 @@ def run_inhouse(
         numba threads for the null.
     contributions : bool
         Compute jackknife and focus-count tables for significant clusters.
+    executor : Executor or scheduler spec, optional
+        Where the Monte Carlo blocks run (:func:`null_statistics`); default in-process.
     """
     # Analyses sit above the engines (ANALYSIS.md section 7): imported at call time.
     from painmeta.ale.contributions import focus_counts, jackknife
@@ -487,7 +616,8 @@ def run_inhouse(
     problem = make_problem(foci, sample_sizes, experiment_order=experiment_order)
     obs = fit_observed(problem, voxel_thresh)
     t1 = time.perf_counter()
-    null = null_statistics(problem, obs.ale_threshold, n_iters, seed, draws=draws, n_threads=n_cores, progress=progress)
+    null = null_statistics(problem, obs.ale_threshold, n_iters, seed, draws=draws, n_threads=n_cores,
+                           progress=progress, executor=executor)
     t2 = time.perf_counter()
     geom = problem.mask
     labels, n = label_clusters(obs.ale, obs.ale_threshold, geom)

@@ -238,6 +238,7 @@ def run_model(
     n_iters: int | None = None,
     contributions: bool = True,
     progress: bool = False,
+    executor: Any = None,
 ) -> ALEResult:
     """Run one (non-skipped) model with an engine.
 
@@ -255,6 +256,9 @@ def run_model(
         Override the model's iterations.
     contributions : bool
         Jackknife and focus-counter tables for significant clusters.
+    executor : Executor or scheduler spec, optional
+        Where the in-house Monte Carlo runs (:mod:`painmeta.ale.executor`);
+        NiMARE always runs in-process with ``n_cores``.
 
     Raises
     ------
@@ -282,7 +286,7 @@ def run_model(
     elif engine == "inhouse":
         from painmeta.ale.inhouse import run_inhouse
 
-        result = run_inhouse(**kw, progress=progress)
+        result = run_inhouse(**kw, progress=progress, executor=executor)
     else:
         raise InputError(f"unknown engine {engine!r}; use one of {ENGINES}")
     result.notes.extend(model.warnings)
@@ -401,6 +405,7 @@ def analyze(
     n_cores: int | None = None,
     contributions: bool = True,
     progress: bool = False,
+    executor: Any = None,
 ) -> ALEAnalysis:
     """Build and run every model; optionally cross-check the two engines.
 
@@ -417,6 +422,9 @@ def analyze(
         Override every model's Monte Carlo iterations (e.g. quick runs).
     seed, n_cores : int, optional
         Default to ``ale_config.seed`` / ``ale_config.n_cores``.
+    executor : Executor or scheduler spec, optional
+        Where in-house Monte Carlo blocks run; default ``ale_config.executor``
+        (in-process unless the config names a scheduler).
     """
     from painmeta.ale import crosscheck as xc
 
@@ -429,22 +437,31 @@ def analyze(
     ca = float(_cfg(ale_config, "cluster_alpha", 0.05))
     results: dict[str, dict[str, ALEResult]] = {engine: {}}
     checks = []
-    for m in models:
-        if m.skipped:
-            continue
-        if crosscheck:
-            cc = xc.crosscheck(
-                m.foci[["experiment_id", "x", "y", "z"]], m.sample_sizes, int(n_iters or m.n_iters), seed,
-                voxel_thresh=vt, cluster_alpha=ca, n_cores=n_cores, name=m.name, contributions=contributions,
-            )
-            for key, res in (("nimare", cc.nimare), ("inhouse", cc.inhouse)):
-                res.notes.extend(w for w in m.warnings if w not in res.notes)
-                results.setdefault(key, {})[m.name] = res
-            checks.append(cc.table)
-        else:
-            results[engine][m.name] = run_model(
-                m, engine, seed, vt, ca, n_cores, n_iters, contributions, progress
-            )
+    from painmeta.ale.executor import get_executor
+
+    spec = _cfg(ale_config, "executor", None) if executor is None else executor
+    ex = get_executor(spec)  # one cluster for every model, closed below if made here
+    try:
+        for m in models:
+            if m.skipped:
+                continue
+            if crosscheck:
+                cc = xc.crosscheck(
+                    m.foci[["experiment_id", "x", "y", "z"]], m.sample_sizes, int(n_iters or m.n_iters), seed,
+                    voxel_thresh=vt, cluster_alpha=ca, n_cores=n_cores, name=m.name, contributions=contributions,
+                    executor=ex,
+                )
+                for key, res in (("nimare", cc.nimare), ("inhouse", cc.inhouse)):
+                    res.notes.extend(w for w in m.warnings if w not in res.notes)
+                    results.setdefault(key, {})[m.name] = res
+                checks.append(cc.table)
+            else:
+                results[engine][m.name] = run_model(
+                    m, engine, seed, vt, ca, n_cores, n_iters, contributions, progress, executor=ex
+                )
+    finally:
+        if ex is not executor:
+            ex.close()
     primary = results.get(engine, {})
     nulls = pd.concat([null_tables(r) for r in results.values()], ignore_index=True)
     return ALEAnalysis(
