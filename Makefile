@@ -87,7 +87,7 @@ lock: ## Re-resolve env/requirements.in into env/requirements.lock (needs PyPI)
 
 .PHONY: lab
 lab: $(STAMP) ## Open JupyterLab on the project (kernel 'Python (painmeta)'); notebooks/*.py open as notebooks
-	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR)
+	$(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: notebooks
 notebooks: $(STAMP) ## Write paired notebooks/*.ipynb from the py:percent sources (git ignores the .ipynb)
@@ -103,7 +103,7 @@ bench: $(STAMP) ## Benchmarks (ALE Monte Carlo null): writes outputs/bench/*.csv
 	$(PY) bench/bench_ale.py --out outputs/bench/ale.csv
 
 .PHONY: check-report
-check-report: $(STAMP) ## Open every report page in headless Chromium; fail on console errors or missing images
+check-report: $(STAMP) ## Open every report page in headless Chromium (whole-page screenshots in outputs/DATASET/report_check/); fail on console errors, broken images, dead links or unescaped markup
 	$(PY) -m painmeta check-report --dataset $(DATASET)
 
 .PHONY: clean

@@ -28,9 +28,9 @@ config_overrides = {}
 
 # %%
 import pandas as pd
-from IPython.display import Markdown, display
 
 from painmeta import extraction, tables
+from painmeta.display import literal, show_markdown, show_table
 from painmeta.notebooks import setup_notebook
 from painmeta.plotting import foci_glass_brain, publish
 
@@ -38,32 +38,32 @@ setup_notebook()
 ext, config, paths = extraction.extract(dataset, config_overrides or None)
 written = extraction.write_outputs(ext, config, paths)
 fig_dir = paths.stage("extraction")
-display(Markdown(f"**{config.title}**\n\n{config.description}"))
+show_markdown(f"**{literal(config.title)}**\n\n{literal(config.description)}")
 
 # %% [markdown]
 # ## Table 1 · Study characteristics
 # One row per publication, rebuilt from `studies.csv`; every row carries its source.
 
 # %%
-display(tables.table1_characteristics(ext.studies))
+show_table(tables.table1_characteristics(ext.studies), empty="No study in this dataset.")
 
 # %% [markdown]
 # ## Table 2 · Imaging details
 # Modality, scanner, analysis, seeds, contrasts and public foci per publication.
 
 # %%
-display(tables.table2_imaging(ext.studies, ext.experiments))
+show_table(tables.table2_imaging(ext.studies, ext.experiments), empty="No study in this dataset.")
 
 # %% [markdown]
 # ## Experiments (study–contrast pairs)
 # Direction codes: `patients>controls` / `patients<controls` (between-group), `positive_association` /
-# `negative_association` (correlation with symptoms). `evidence` says whether the contrast was verified in a
-# source or inferred/unverified (with the reason). `in_ale` says whether it can enter ALE, and `ale_note` why not.
+# `negative_association` (correlation with symptoms). *Evidence* says whether the contrast was verified in a
+# source or inferred/unverified (with the reason). *In ALE* says whether it can enter ALE, and *ALE note* why not.
 
 # %%
-cols = ["experiment_id", "study_id", "contrast_type", "direction", "modality", "seed_region", "n_ale",
+cols = ["experiment_id", "study_id", "contrast", "contrast_type", "direction", "modality", "seed_region", "n_ale",
         "n_foci", "n_findings", "evidence", "evidence_note", "in_ale", "ale_note"]
-display(ext.experiments[cols])
+show_table(ext.experiments, columns=cols, empty="No experiment in this dataset.")
 
 # %% [markdown]
 # ## Foci
@@ -72,26 +72,35 @@ display(ext.experiments[cols])
 # %%
 cols = ["focus_id", "experiment_id", "x", "y", "z", "space_reported", "x_reported", "y_reported", "z_reported",
         "transform", "label", "hemisphere", "stat_type", "stat_value", "evidence"]
-display(ext.foci[cols] if len(ext.foci) <= 60 else ext.foci[cols].head(60))
-if len(ext.foci) > 60:
-    display(Markdown(f"(first 60 of {len(ext.foci)} foci shown; all are in `foci_mni.csv`)"))
+# Up to 1,000 peaks on the page (a database dataset has tens of thousands); the note names the file with all of them.
+show_table(ext.foci, columns=cols, empty="No focus in this dataset.", max_rows=1000,
+           full_table=f"data/processed/{dataset}/foci_mni.csv")
 
 # %% [markdown]
 # ## Coordinate QA
 # Every peak is looked up in NiMARE's MNI152 2 mm mask and in the AAL, Harvard-Oxford and Talairach Brodmann atlases
 # that ship inside installed wheels. Flags inform; they never change a coordinate.
-# Checks: `outside_brain` (error, > 10 mm outside the mask), `outside_mask_edge` (warning, within 10 mm),
-# `hemisphere_sign` (reported side disagrees with the sign of x), `label_far_from_atlas` (reported label's atlas region
-# > 10 mm away: warning; > 25 mm: error), `brodmann_far_from_atlas` (warning).
+# Checks: `outside_brain` (error, more than 10 mm outside the mask), `outside_mask_edge` (warning, within 10 mm),
+# `hemisphere_sign` (reported side disagrees with the sign of x), `label_far_from_atlas` (the reported label's atlas
+# region lies more than 10 mm away: warning; more than 25 mm: error), `brodmann_far_from_atlas` (warning).
 
 # %%
 if len(ext.qa_flags):
     summary = ext.qa_flags.groupby(["check", "severity"]).size().rename("n").reset_index()
-    display(summary)
-    display(ext.qa_flags[["focus_id", "check", "severity", "message"]])
+    show_table(summary, headers={"n": "Flags (n)"})
+    show_table(ext.qa_flags, columns=["focus_id", "check", "severity", "message"], max_rows=1000,
+               full_table=f"data/processed/{dataset}/qa_flags.csv")
+elif len(ext.foci):
+    show_markdown("No QA flag: every peak lies in the brain mask and agrees with its reported side and label.")
 else:
-    display(Markdown("No QA flag: every peak lies in the brain mask and agrees with its reported side and label."))
-display(ext.qa_lookup if len(ext.qa_lookup) <= 60 else ext.qa_lookup.head(60))
+    show_markdown("No peak to check: this dataset has no coordinates.")
+
+# %% [markdown]
+# The atlas lookup of every peak (also in `qa_lookup.csv`):
+
+# %%
+show_table(ext.qa_lookup, empty="No peak was looked up.", max_rows=1000,
+           full_table=f"data/processed/{dataset}/qa_lookup.csv")
 
 # %%
 if len(ext.foci):
@@ -100,33 +109,37 @@ if len(ext.foci):
     fig = foci_glass_brain(ext.foci, errors, title=f"{dataset}: public foci (MNI)", colour_by=colour_by)
     publish(fig, fig_dir / "foci_glass_brain")
 else:
-    display(Markdown("No public coordinates in this dataset."))
+    show_markdown("No coordinates in this dataset, so there is no glass brain.")
 
 # %% [markdown]
 # ## Accounting and exclusions
 # Every raw row is either in a processed table or in the exclusion log, with its reason.
 
 # %%
-display(ext.accounting())
-display(ext.exclusions if len(ext.exclusions) else Markdown("No row was excluded."))
+show_table(ext.accounting())
+show_table(ext.exclusions, empty="No row was excluded.")
 
 # %% [markdown]
-# ## What is missing from the public record
+# ## What is missing
 # What could not be extracted, per study. Gaps stay gaps: nothing is filled in by guessing.
 
 # %%
+if config.missing.strip():
+    show_markdown(config.missing)
 missing = tables.missing_record(ext.studies, ext.experiments)
-display(missing)
+show_table(missing, empty="No study in this dataset.")
 n_exp = len(ext.experiments)
 n_with = int((ext.experiments["n_foci"] > 0).sum())
-display(Markdown(
-    f"Of {n_exp} contrasts, **{n_with}** have public coordinates ({len(ext.foci)} foci); "
+show_markdown(
+    f"Of {n_exp} contrasts, **{n_with}** have coordinates ({len(ext.foci)} foci); "
     f"**{int((ext.experiments['evidence'] != 'verified').sum())}** are inferred or unverified; "
     f"**{int((~ext.studies['identified']).sum())}** stud(ies) could not be identified."
-))
+)
 
 # %% [markdown]
 # ## Files written
 
 # %%
-display(pd.DataFrame({'file': [str(p.relative_to(paths.processed.parent.parent.parent)) for p in written.values()]}))
+root = paths.processed.parent.parent.parent
+show_table(pd.DataFrame({"file": [str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+                                  for p in written.values()]}))

@@ -33,20 +33,21 @@ import json
 
 import pandas as pd
 import yaml
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from painmeta import extraction
 from painmeta.ale import figures, models
-from painmeta.notebooks import setup_notebook
+from painmeta.display import literal, show_markdown
+from painmeta.notebooks import progress_enabled, setup_notebook
 from painmeta.plotting import publish
 
 setup_notebook()
 ext, config, paths = extraction.extract(dataset, config_overrides or None)
 out = paths.stage("ale")
 analysis = models.analyze(ext.experiments, ext.foci, config.ale, engine=engine, crosscheck=True,
-                          n_iters=50 if quick else None, progress=not quick)
-display(Markdown(f"Monte Carlo iterations: {'50 (quick run)' if quick else 'per model, from dataset.yaml'}; "
-                 f"seed {config.ale.seed}."))
+                          n_iters=50 if quick else None, progress=progress_enabled())
+show_markdown(f"Monte Carlo iterations: {'50 (quick run)' if quick else 'per model, from dataset.yaml'}; "
+                 f"seed {config.ale.seed}.")
 
 # %% [markdown]
 # ## Models
@@ -56,7 +57,7 @@ display(Markdown(f"Monte Carlo iterations: {'50 (quick run)' if quick else 'per 
 display(analysis.summary)
 for m in analysis.models:
     if len(getattr(m, "excluded", [])):
-        display(Markdown(f"**{m.name}**: experiments not entering the model"))
+        show_markdown(f"**{literal(m.name)}**: experiments not entering the model")
         display(m.excluded)
 
 # %% [markdown]
@@ -81,7 +82,7 @@ if reported_file.is_file():
     if mx and 20 in n20.index:
         lines.append(f"- Review's maximum ALE {mx}; an isolated n = 20 focus peaks at {n20.loc[20, 'peak_ma']:.4f}: "
                      "no two experiments overlapped anywhere.")
-    display(Markdown("\n".join(lines)))
+    show_markdown("\n".join(lines))
 
 # %% [markdown]
 # ## What is public
@@ -96,14 +97,15 @@ if reported_file.is_file():
                  f"({rep['ale_participants']['value']} participants).")
 unverified = in_ale[in_ale["evidence"] == "unverified"]
 for r in unverified.itertuples():
-    lines.append(f"- `{r.experiment_id}`: {r.evidence_note}")
+    lines.append(f"- {literal(r.experiment_id)}: {literal(r.evidence_note)}")
 no_coords = ext.experiments[(ext.experiments["n_foci"] == 0)]
 if len(no_coords):
-    lines.append(f"- No public coordinates for {len(no_coords)} contrast(s): " + ", ".join(no_coords["experiment_id"]))
+    lines.append(f"- No public coordinates for {len(no_coords)} contrast(s): "
+                 + ", ".join(literal(e) for e in no_coords["experiment_id"]))
 lines.append("- Reproduced here: the kernel values above, and every model that has enough public experiments. "
              "Not reproducible: any statistic that depends on the unpublished foci (minimum p, cluster-size "
              "threshold, ALE range of the review's models).")
-display(Markdown("\n".join(lines)))
+show_markdown("\n".join(lines))
 
 # %% [markdown]
 # ## Clusters
@@ -112,13 +114,13 @@ display(Markdown("\n".join(lines)))
 # %%
 ran = [m.name for m in analysis.models if not m.skipped]
 if not ran:
-    display(Markdown("No model ran (see the table above), so there is no cluster to report."))
+    show_markdown("No model ran (see the table above), so there is no cluster to report.")
 for name in ran:
     res = analysis.results[engine][name]
     cl = res.clusters
-    display(Markdown(f"**{name}** — cluster-forming ALE {res.ale_threshold:.5f}; minimum significant cluster "
-                     f"{res.cluster_size_threshold} voxels"))
-    display(cl if len(cl) else Markdown("No cluster survived cluster-level FWE correction."))
+    show_markdown(f"**{literal(name)}** — cluster-forming ALE {res.ale_threshold:.5f}; minimum significant cluster "
+                  f"{res.cluster_size_threshold} voxels")
+    display(cl) if len(cl) else show_markdown("No cluster survived cluster-level FWE correction.")
     res.save(out / name)
 
 # %% [markdown]
@@ -153,12 +155,12 @@ if img is not None:
 # %%
 if len(analysis.crosscheck):
     cc = analysis.crosscheck
-    display(Markdown(f"**{int(cc['passed'].sum())} of {len(cc)} checks passed.**"))
+    show_markdown(f"**{int(cc['passed'].sum())} of {len(cc)} checks passed.**")
     display(cc)
     cc.to_csv(out / "crosscheck.csv", index=False)
 else:
-    display(Markdown("No model ran, so nothing to cross-check here; the engines are cross-checked on synthetic data "
-                     "and on the `nidm_pain` positive control in the test suite."))
+    show_markdown("No model ran, so nothing to cross-check here; the engines are cross-checked on synthetic data "
+                     "and on the `nidm_pain` positive control in the test suite.")
 
 # %% [markdown]
 # ## Monte Carlo null distributions
@@ -168,7 +170,7 @@ if len(analysis.nulls):
     publish(figures.null_distributions(analysis.nulls, alpha=config.ale.cluster_alpha), out / "ale_null_distributions")
     analysis.nulls.to_csv(out / "null.csv", index=False)
 else:
-    display(Markdown("No null distribution: no model ran."))
+    show_markdown("No null distribution: no model ran.")
 
 # %% [markdown]
 # ## Contribution analysis
@@ -179,5 +181,117 @@ if len(analysis.contributions):
     display(analysis.contributions.pivot_table(index=["model", "kind", "experiment_id"], columns="cluster_id",
                                                values="value").round(4))
 else:
-    display(Markdown("No significant cluster, so no contribution analysis."))
+    show_markdown("No significant cluster, so no contribution analysis.")
 analysis.summary.to_csv(out / "models.csv", index=False)
+
+# %% [markdown]
+# <!-- ===== ale-analyses section: leave-one-out, fail-safe N, subtraction / conjunction ===== -->
+# ## Leave-one-experiment-out stability
+# For every significant cluster and every experiment: the ALE map without that experiment (from the model's total
+# log-sum minus the experiment's own term, no refit), its own cluster-forming value, and whether the cluster still
+# reaches the model's minimum significant size (one Monte Carlo null for all leave-one-out maps: removing one
+# experiment moves the null little, and a null per experiment would cost as many nulls as experiments). Above 100
+# experiments the full model's cluster-forming value is reused too (column `threshold_source`).
+
+# %%
+from painmeta.ale import analysis_figures, contrast as ale_contrast, contributions as ale_contrib, fsn as ale_fsn
+from painmeta.ale.problem import make_problem
+
+loo_done = False
+for name in ran:
+    res = analysis.results[engine][name]
+    sig = [int(c) for c in res.clusters["cluster_id"]]
+    if not sig:
+        continue
+    model = next(m for m in analysis.models if m.name == name)
+    problem = make_problem(model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes,
+                           experiment_order=res.experiment_ids)
+    loo = ale_contrib.leave_one_out_stability(problem, res.label_map, sig, res.cluster_size_threshold,
+                                              res.voxel_thresh, full_threshold=res.ale_threshold)
+    loo.to_csv(out / name / "leave_one_out.csv", index=False)
+    n_fail = int((~loo["survives"]).sum())
+    display(Markdown(f"**{name}**: {len(sig)} cluster(s) x {problem.n_experiments} experiments; "
+                     f"{n_fail} experiment-cluster pair(s) where the cluster no longer survives."))
+    display(loo.pivot(index="experiment_id", columns="cluster_id", values="size_change_pct").round(1)
+            .add_prefix("size change % cl. "))
+    publish(analysis_figures.loo_figure(loo, title=f"{name}: leave-one-experiment-out"), out / f"ale_loo_{name}")
+    loo_done = True
+if not loo_done:
+    display(Markdown("No significant cluster in any model, so there is nothing whose stability could be tested."))
+
+# %% [markdown]
+# ## Fail-safe N
+# How many null experiments (sample sizes and foci counts resampled from the real ones, foci uniform in the brain
+# mask, seeded) each significant cluster survives at cluster-level FWE (Acar et al. 2018), over several file drawers,
+# with the in-house engine; found by bisection over nested refits (`painmeta.ale.fsn`). Null foci come from the
+# brain mask, as in Enge et al. 2021 (NiMARE 0.0.9 returned that mask when asked for a grey-matter template); Acar et
+# al.'s grey-matter template (not shipped with NiMARE 0.22.1) puts more null foci in cortex, where real clusters are,
+# and so gives lower values.
+
+# %%
+fsn_cfg = config.ale.fsn
+fsn_done = False
+if not fsn_cfg.enabled:
+    display(Markdown("Fail-safe N is not enabled for this dataset (`ale.fsn.enabled` in `dataset.yaml`); "
+                     "`python -m painmeta ale --fsn` runs it on any model."))
+else:
+    for name in ran:
+        res = analysis.results[engine][name]
+        if res.clusters.empty:
+            continue
+        model = next(m for m in analysis.models if m.name == name)
+        fres = ale_fsn.attach_fsn(
+            res, model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes,
+            n_drawers=1 if quick else fsn_cfg.n_drawers, max_factor=1.0 if quick else fsn_cfg.max_factor,
+            n_iters=50 if quick else (fsn_cfg.n_iters or res.n_iters), method=fsn_cfg.method,
+            n_threads=config.ale.n_cores)
+        fres.save(out / name)
+        res.clusters_all.to_csv(out / name / "clusters_all.csv", index=False)
+        res.clusters.to_csv(out / name / "clusters.csv", index=False)
+        summ = fres.summary()
+        display(Markdown(f"**{name}**: {fres.n_drawers} drawer(s) of up to {fres.k_max} null experiments, "
+                         f"{fres.n_iters} Monte Carlo iterations per refit ({fres.method})"
+                         + (" - quick run: 1 drawer, k_max = number of experiments" if quick else "")))
+        display(summ.round(2))
+        publish(analysis_figures.fsn_figure(summ, len(res.experiment_ids), fres.k_max, title=f"{name}: fail-safe N"),
+                out / f"ale_fsn_{name}")
+        fsn_done = True
+    if not fsn_done:
+        display(Markdown("Fail-safe N is enabled, but no model has a significant cluster."))
+
+# %% [markdown]
+# ## Subtraction and conjunction
+# Contrasts declared in `dataset.yaml` (`ale.contrasts`): label-permutation subtraction of two models' ALE maps
+# (two-sided voxel p and a minimum cluster extent, Enge et al. 2021's thresholds by default) and the conjunction
+# (voxel-wise minimum of both models' cluster-FWE thresholded ALE). The in-house subtraction keeps exact ties between
+# permuted and observed differences; NiMARE 0.22.1 compares a float64 permuted difference with a float32 observed one
+# and so breaks such ties by rounding. The cross-check runs both on NiMARE's own permutations.
+
+# %%
+if not config.ale.contrasts:
+    display(Markdown("No contrast is declared for this dataset (`ale.contrasts` in `dataset.yaml`)."))
+else:
+    contrasts, ctable = ale_contrast.run_dataset_contrasts(
+        analysis.models, config.ale, analysis.results[engine], engine=engine, seed=config.ale.seed,
+        n_cores=config.ale.n_cores, n_iters=200 if quick else None)
+    display(ctable)
+    ctable.to_csv(out / "contrasts.csv", index=False)
+    checks = []
+    for cname, cres in contrasts.items():
+        cres.save(out / f"contrast-{cname}")
+        display(Markdown(f"**{cname}** ({cres.label_a} vs {cres.label_b}), {cres.subtraction.n_iters} permutations"))
+        display(cres.clusters if len(cres.clusters) else Markdown("No subtraction or conjunction cluster."))
+        publish(analysis_figures.contrast_figure(cres), out / f"ale_contrast_{cname}")
+        c = config.ale.contrasts[cname]
+        ma = next(m for m in analysis.models if m.name == c.a)
+        mb = next(m for m in analysis.models if m.name == c.b)
+        checks.append(ale_contrast.crosscheck_subtraction(
+            ma.foci, ma.sample_sizes, mb.foci, mb.sample_sizes, n_iters=100 if quick else min(c.n_iters, 1000),
+            seed=config.ale.seed, name=cname, voxel_thresh=c.voxel_thresh, min_cluster_mm3=c.min_cluster_mm3,
+            n_cores=config.ale.n_cores))
+    if checks:
+        cc_sub = pd.concat(checks, ignore_index=True)
+        display(Markdown(f"**Subtraction cross-check: {int(cc_sub['passed'].sum())} of {len(cc_sub)} checks passed.**"))
+        display(cc_sub)
+        cc_sub.to_csv(out / "contrast_crosscheck.csv", index=False)
+# <!-- ===== end of ale-analyses section ===== -->

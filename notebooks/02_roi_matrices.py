@@ -16,10 +16,10 @@
 # %% [markdown]
 # # Stage 2 · ROI synthesis: networks, matrices and counts
 #
-# Every region-level finding (`findings.csv`) is mapped into the review's five predefined categories, by an explicit,
-# versioned lookup table, cross-checked against an atlas where the finding has a coordinate. Two matrices follow, as in
-# the review (sections 2.4 and 2.5.2): one row per contrast ("experiment level", direction and modality kept) and one
-# row per publication (contrasts merged, "study level"). Seed regions of seed-based designs are recorded but never
+# Every region-level finding (`findings.csv`) is mapped into the dataset's predefined networks (`networks` in
+# `dataset.yaml`) by an explicit, versioned lookup table (`roi_lookup`), cross-checked against an atlas where the
+# finding has a coordinate. Two matrices follow: one row per contrast ("experiment level", direction and modality kept)
+# and one row per publication (contrasts merged, "study level"). Seed regions of seed-based designs are recorded but never
 # counted as targets. Contrasts without a public region-level finding are listed as *not assessable*, never counted as
 # "no involvement". The counts at the end are what the proportion meta-analysis (stage 3) pools.
 #
@@ -33,19 +33,19 @@ quick = False  # unused here (no Monte Carlo in this stage); accepted so that ev
 
 # %%
 import pandas as pd
-from IPython.display import Markdown, display
 
 from painmeta import extraction, roi
+from painmeta.display import literal, show_markdown, show_table
 from painmeta.notebooks import setup_notebook
 from painmeta.paths import project_root
 from painmeta.plotting import publish
 
-setup_notebook(max_colwidth=90)
+setup_notebook()
 
 
-def show(df, empty="Nothing to show."):
-    """Display a table, or a sentence when it is empty."""
-    display(df if len(df) else Markdown(f"*{empty}*"))
+def show(df, empty="Nothing to show.", **kwargs):
+    """Display a table for people (painmeta.display), or a sentence when it is empty."""
+    show_table(df, empty=empty, **kwargs)
 
 
 # Extraction is cheap and file-free: recompute it here rather than depend on stage 0's files.
@@ -56,23 +56,23 @@ implied = roi.implied_review_counts(dataset)
 written = roi.write_outputs(result, config, paths, figures=False, implied=implied)
 fig_dir = paths.stage("roi")
 has_findings = len(result.findings) > 0
-display(Markdown(f"**{config.title}**\n\n"
-                 f"{len(ext.findings)} region-level finding(s) in {ext.experiments['experiment_id'].nunique()} contrast(s) "
-                 f"of {len(ext.studies)} stud(ies); lookup `{config.roi_lookup}` version **{result.lookup.label}**."))
+show_markdown(f"**{literal(config.title)}**\n\n"
+              f"{len(ext.findings)} region-level finding(s) in {ext.experiments['experiment_id'].nunique()} contrast(s) "
+              f"of {len(ext.studies)} stud(ies); lookup {literal(config.roi_lookup)} version "
+              f"**{literal(result.lookup.label)}**.")
 if not has_findings:
-    display(Markdown(
+    show_markdown(
         "**This dataset has no region-level findings**, so there is nothing to map into networks: both matrices are "
         "empty and every contrast is listed below as not assessable, with the reason. (Peak coordinates alone are "
-        "not region-level findings; they enter the ALE stage.)"))
+        "not region-level findings; they enter the ALE stage.)")
 
 # %% [markdown]
 # ## The lookup: reported region → network (versioned rules)
 #
-# The five categories follow the review's definitions (section 2.5.2): brainstem/periaqueductal grey; cerebellum;
-# default mode network, defined as **cingulate and posterior midline cortices**; lateral/medial prefrontal cortex
-# (executive); primary sensorimotor cortex (S1/M1). Rules are tried in `order`; the **first match wins**. `none` is a
-# decision (the structure lies outside the five categories), not a gap; a region that no rule matches is reported as
-# `unmapped`. Every rule's `examples` must be caught by that rule and no earlier one, which is checked whenever the
+# The networks are the dataset's (`networks` in `dataset.yaml`); each rule of the lookup table says which reported
+# region names belong to which network, and why (its `rationale`). Rules are tried in `order`; the **first match
+# wins**. `none` is a decision (the structure lies outside the networks), not a gap; a region that no rule matches is
+# reported as `unmapped`. Every rule's `examples` must be caught by that rule and no earlier one, which is checked whenever the
 # table is loaded. `alternative` gives the network under another defensible reading (used in the sensitivity
 # analysis below).
 
@@ -104,7 +104,7 @@ if has_findings:
     roles = result.findings["role"].value_counts().rename_axis("role").rename("findings").reset_index()
     show(roles)
 if len(result.unmapped):
-    display(Markdown("**Regions no rule covers** (they do not count until a rule is added to the lookup):"))
+    show_markdown("**Regions no rule covers** (they do not count until a rule is added to the lookup):")
     show(result.unmapped[["finding_id", "region", "source"]])
 
 # %% [markdown]
@@ -131,7 +131,8 @@ show(result.disagreements, "No disagreement between the lookup and the atlas"
 
 # %%
 show(result.experiment.display(), "The experiment-level matrix is empty.")
-written.update({p.name: p for p in publish(roi.plot_matrix(result.experiment, config), fig_dir / "roi_matrix_experiment")})
+if result.experiment.n:  # an empty matrix is said in one line above, not drawn
+    written.update({p.name: p for p in publish(roi.plot_matrix(result.experiment, config), fig_dir / "roi_matrix_experiment")})
 
 # %% [markdown]
 # ### Not assessable
@@ -150,7 +151,8 @@ show(result.not_assessable[["level", "id", "label", "status", "reason"]], "Every
 
 # %%
 show(result.study.display(), "The study-level matrix is empty.")
-written.update({p.name: p for p in publish(roi.plot_matrix(result.study, config), fig_dir / "roi_matrix_study")})
+if result.study.n:  # an empty matrix is said in one line above, not drawn
+    written.update({p.name: p for p in publish(roi.plot_matrix(result.study, config), fig_dir / "roi_matrix_study")})
 
 # %% [markdown]
 # ## Counts for the proportion meta-analysis
@@ -162,8 +164,8 @@ written.update({p.name: p for p in publish(roi.plot_matrix(result.study, config)
 if result.experiment.n or result.study.n:
     show(roi.counts_wide(result.counts))
 else:
-    display(Markdown("*No counts: both matrices are empty (n = 0), so there is nothing to pool. `roi_counts.csv` still "
-                     "lists every network with n = 0.*"))
+    show_markdown("*No counts: both matrices are empty (n = 0), so there is nothing to pool. `roi_counts.csv` still "
+                  "lists every network with n = 0.*")
 
 # %% [markdown]
 # ## Every cell traced to its sources
@@ -178,31 +180,29 @@ cells = result.cells
 show(cells[cells["cell"] != roi.NONE][cols] if len(cells) else cells, "No implicated cell.")
 
 # %% [markdown]
-# ## Our counts beside the counts the review's numbers imply
+# ## Our counts beside the counts the reported numbers imply
 #
-# Only where the dataset has a `review_implied_counts.csv` (the `cipn` dataset). Those counts are **derived** from the
-# review's reported proportions and intervals, not printed by the review; each row says how, and is re-checked here
-# (`reproduces`).
+# Only where the dataset has a `review_implied_counts.csv`. Such counts are **derived** from the reported proportions
+# and intervals, not printed in the source; each row says how, and is re-checked here (`reproduces`).
 
 # %%
 if implied.empty:
-    display(Markdown(f"*No review-implied counts for `{dataset}`: nothing to compare.*"))
+    show_markdown(f"*No `review_implied_counts.csv` in dataset {literal(dataset)}: nothing to compare.*")
 else:
     show(implied[["item_id", "level", "subgroup", "network", "events", "n", "basis", "reported_proportion",
                   "reported_ci_lower", "reported_ci_upper", "check_lower", "check_upper", "reproduces", "derivation"]])
     comparison = roi.compare_with_review(result, implied)
     show(comparison[["item_id", "level", "subgroup", "label", "ours", "review", "review_basis", "same_counts"]])
-    display(Markdown("### Where and why they differ\n\n"
-                     + "\n".join(f"- {line}" for line in roi.explain_differences(result, comparison, implied))))
+    show_markdown("### Where and why they differ\n\n"
+                  + "\n".join(f"- {line}" for line in roi.explain_differences(result, comparison, implied)))
 
 # %% [markdown]
 # ## Sensitivity: the judgement calls
 #
-# The lookup follows the category names of section 2.5.2 (medial PFC is prefrontal; the DMN is cingulate and posterior
-# midline cortex only). The review's own section 3.3 instead lists the anterior cingulate/medial prefrontal cortex and
-# the inferior parietal lobule among DMN regions. The rows below apply every rule's `alternative` network, and also
-# restrict the synthesis to between-group contrasts (the review's ALE coding), to show how much each choice moves the
-# counts. These are alternatives, not results.
+# Some rules are judgement calls: a rule may name an `alternative` network, another defensible reading of the same
+# region (its `rationale` in the lookup says why). The rows below apply every rule's alternative, and also restrict the
+# synthesis to between-group contrasts (the coding an ALE of group differences uses), to show how much each choice
+# moves the counts. These are alternatives, not results.
 
 # %%
 if has_findings:
@@ -215,7 +215,7 @@ if has_findings:
     }
     show(roi.sensitivity(ext, config, scenarios))
 else:
-    display(Markdown("*No findings: no sensitivity analysis.*"))
+    show_markdown("*No findings: no sensitivity analysis.*")
 
 # %% [markdown]
 # ## Files written

@@ -17,7 +17,7 @@
 # # Stage 3 · Proportion meta-analysis of ROI involvement
 #
 # For each network, events = entries of the ROI matrix (experiments, or studies) implicating it and n = all entries.
-# Pooling follows R's `meta::metaprop` defaults, as the review did: Clopper–Pearson 95% CI per network; a random-intercept
+# Pooling follows R's `meta::metaprop` defaults: Clopper–Pearson 95% CI per network; a random-intercept
 # logistic GLMM fitted by maximum likelihood (7-point adaptive Gauss–Hermite quadrature) with a Wald CI on the logit scale;
 # the common-effect logistic estimate; heterogeneity by the Wald-type Q (df = k − 1) with I² and τ², and the
 # likelihood-ratio Q. Directional subgroups count events of one direction over the same n, with the test for subgroup
@@ -30,9 +30,9 @@ quick = False
 
 # %%
 import pandas as pd
-from IPython.display import Markdown, display
 
 from painmeta import extraction, forest, proportions, roi
+from painmeta.display import literal, show_markdown, show_table
 from painmeta.notebooks import setup_notebook
 from painmeta.plotting import DIRECTION_COLOURS, publish
 
@@ -44,13 +44,18 @@ labels = {code: config.direction_label(code) for code in config.proportions.subg
 written = proportions.write_tables(analyses, paths.processed, labels)
 out = paths.stage("proportions")
 colours = {labels[c]: DIRECTION_COLOURS[c] for c in labels}
+# Proportions and their intervals in three decimals; other numbers as painmeta.display formats them.
+P3 = {c: "{:.3f}" for c in ("pooled", "lower", "upper", "common", "proportion", "ci_lower", "ci_upper",
+                            "reported_proportion", "reported_ci_lower", "reported_ci_upper")}
+HEADERS = {"k": "Networks (k)", "total": "n", "pooled": "Pooled (random)", "common": "Common effect",
+           "lower": "CI lower", "upper": "CI upper", "Q_lrt": "Q (LRT)", "Q_lrt_p": "p (Q LRT)"}
 
 # %% [markdown]
 # ## Counts entering the pooling
 # From the ROI matrices of stage 2 (every count traces back to findings there).
 
 # %%
-display(roi.counts_wide(result.counts) if hasattr(roi, 'counts_wide') else result.counts)
+show_table(roi.counts_wide(result.counts), empty="No counts: the ROI matrices are empty.")
 
 # %% [markdown]
 # ## Pooled estimates
@@ -58,7 +63,7 @@ display(roi.counts_wide(result.counts) if hasattr(roi, 'counts_wide') else resul
 # %%
 summary = pd.concat([a.summary(labels) if a.overall is not None else
                      pd.DataFrame([{"level": a.level, "note": a.skipped}]) for a in analyses.values()])
-display(summary.round(4))
+show_table(summary, formats=P3, headers=HEADERS, empty="Nothing was pooled.")
 
 # %% [markdown]
 # ## Forest plots
@@ -67,7 +72,7 @@ display(summary.round(4))
 # %%
 for level, la in analyses.items():
     if la.overall is None:
-        display(Markdown(f"**{level} level:** not pooled: {la.skipped}."))
+        show_markdown(f"**{level} level:** not pooled: {literal(la.skipped)}.")
         continue
     unit = "experiments" if level == "experiment" else "studies"
     fig = forest.forest_plot(la.overall, title=f"{config.name}: {level}-level ROI involvement ({unit})",
@@ -87,13 +92,15 @@ for level, la in analyses.items():
 # %%
 for level, la in analyses.items():
     if la.overall is not None:
-        display(Markdown(f"**{level} level**"))
-        display(la.overall.to_frame().round(4))
+        show_table(la.overall.to_frame(), formats=P3, headers=HEADERS, caption=f"{level.capitalize()} level")
+if all(la.overall is None for la in analyses.values()):
+    show_markdown("No per-network rows: nothing was pooled (see above).")
 
 # %% [markdown]
-# ## The engine on the counts the review's numbers imply
-# Where the review's inputs are known (the counts its reported proportions and intervals imply, `review_implied_counts.csv`),
-# the same engine must reproduce its statistics. This separates *engine* agreement from *data* agreement.
+# ## The engine on the counts the reported numbers imply
+# Where the source's inputs are known (the counts its reported proportions and intervals imply,
+# `review_implied_counts.csv`), the same engine must reproduce its statistics. This separates *engine* agreement from
+# *data* agreement.
 
 # %%
 implied_file = paths.raw / "review_implied_counts.csv"
@@ -105,9 +112,9 @@ if implied_file.is_file():
         rows.append({"level": level, "subgroup": subgroup, "events": f"{int(grp['events'].sum())}/{int(grp['n'].sum())}",
                      "pooled": res.random.proportion, "lower": res.random.lower, "upper": res.random.upper,
                      "Q": res.heterogeneity.Q, "Q_p": res.heterogeneity.p, "I2_percent": res.heterogeneity.I2})
-    display(pd.DataFrame(rows).round(4))
-    display(implied[["item_id", "level", "subgroup", "network", "events", "n", "reported_proportion",
-                     "reported_ci_lower", "reported_ci_upper", "reproduces"]])
-    display(Markdown("The study-level and audit comparisons against every reported number are in stage 5 (audit)."))
+    show_table(pd.DataFrame(rows), formats=P3, headers=HEADERS)
+    show_table(implied, columns=["item_id", "level", "subgroup", "network", "events", "n", "reported_proportion",
+                                 "reported_ci_lower", "reported_ci_upper", "reproduces"], formats=P3)
+    show_markdown("The comparison with every reported number is in the audit stage.")
 else:
-    display(Markdown(f"Dataset `{dataset}` has no review-implied counts: nothing to compare with."))
+    show_markdown(f"Dataset {literal(dataset)} has no `review_implied_counts.csv`: nothing to compare with.")

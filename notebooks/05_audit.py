@@ -32,6 +32,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from painmeta import audit
+from painmeta.display import show_table
 from painmeta.notebooks import setup_notebook
 
 setup_notebook(200)
@@ -57,10 +58,9 @@ else:
 
 # %%
 if table is not None:
-    def colour(s):
-        return ["background-color: #d9f0d3" if v == "match" else "background-color: #fddbc7" if v == "mismatch"
-                else "background-color: #eeeeee" for v in s]
-    display(table.style.apply(colour, subset=["status"]).hide(axis="index"))
+    # painmeta.display escapes every cell (a Styler alone does not).
+    show_table(table, colours={"status": {s: "#d9f0d3" if s == "match" else "#fddbc7" if s == "mismatch"
+                                          else "#eeeeee" for s in table["status"].unique()}})
 
 # %% [markdown]
 # ## The review's internal inconsistencies
@@ -70,7 +70,7 @@ if table is not None:
 if table is not None:
     inc = audit.inconsistencies(ctx)
     inc.to_csv(ctx.paths.processed / "audit_inconsistencies.csv", index=False)
-    display(inc.style.hide(axis="index"))
+    show_table(inc, empty="No internal inconsistency found.")
 
 # %% [markdown]
 # ## What the missing inputs prevent

@@ -14,6 +14,7 @@ from PIL import Image
 from painmeta.errors import InputError
 from painmeta.quality import (
     DOMAINS,
+    JUDGEMENT_LABELS,
     JUDGEMENTS,
     PALETTES,
     SYMBOLS,
@@ -21,6 +22,9 @@ from painmeta.quality import (
     save_figure,
     summary_plot,
     summary_table,
+    inferred_mask,
+    inferred_style,
+    judgement_table,
     traffic_light_plot,
     validate_robins_i,
     wide_table,
@@ -105,12 +109,45 @@ def test_cipn_table_records_only_what_the_review_supports(cipn):
 def test_cipn_plots_render(cipn):
     fig = traffic_light_plot(cipn, footnote="D2-D4 from the review text")
     texts = _texts(fig)
-    assert {"Boland2014", "Unidentified_ref20", "Overall", "Not extracted (not public)", "Low"} <= set(texts)
-    assert "Critical" not in texts  # legend shows only the levels present, as robvis
-    assert _circle_colours(fig) == {PALETTES["cochrane"]["low"].lower(), PALETTES["cochrane"]["not_extracted"].lower()}
+    assert {"Boland2014", "Unidentified_ref20", "Overall", "Not extracted (not public)", "Low (inferred)"} <= set(texts)
+    assert "Critical" not in texts and "Low" not in texts  # legend shows only the levels present, as robvis
+    # Every cipn 'low' is read from the review's blanket sentence: drawn as the inferred level, never as plain low.
+    inferred_face = inferred_style(PALETTES["cochrane"]["low"])["facecolor"].lower()
+    assert _circle_colours(fig) == {inferred_face, PALETTES["cochrane"]["not_extracted"].lower()}
     summ = summary_table(cipn)
     assert summ.loc["D2", "low"] == 100 and summ.loc["overall", "not_extracted"] == 100
-    summary_plot(cipn)
+    split = summary_table(cipn, by_evidence=True)
+    assert split.loc["D2", "low"] == 0 and split.loc["D2", "low_inferred"] == 100
+    assert np.allclose(split.sum(axis=1), 100)
+    bars = summary_plot(cipn)
+    labels = bars.legends[0].get_texts()
+    assert [t.get_text() for t in labels] == ["Low risk (inferred)", "Not extracted (not public)"]
+    hatched = [p for p in bars.axes[0].patches if p.get_hatch()]
+    assert len(hatched) == 8 and {round(p.get_width()) for p in hatched if p.get_width() > 0} == {100}
+
+
+def test_cipn_inferred_judgements_are_the_blanket_sentence_rows(cipn):
+    inferred = inferred_mask(cipn)
+    wide = wide_table(cipn)
+    assert (inferred == (wide == "low")).all().all()
+    low = cipn[cipn["judgement"] == "low"]
+    assert (low["evidence"] == "inferred").all()
+    assert low["note"].str.startswith("review text: consistently low across studies").all()
+    table = judgement_table(cipn)
+    assert list(table.columns) == ["Study", *DOMAINS[:-1], "Overall"]
+    assert (table["D2"] == "Low (inferred)").all() and (table["Overall"] == "Not extracted (not public)").all()
+
+
+def test_evidence_column_is_optional_and_checked(complete):
+    assert not inferred_mask(complete).to_numpy().any()  # no column: every judgement verified
+    bad = complete.assign(evidence=["maybe"] + [""] * (len(complete) - 1))
+    with pytest.raises(InputError, match="line 2, column 'evidence'.*'maybe'"):
+        inferred_mask(bad)
+    mixed = complete.assign(evidence=["inferred"] + ["verified"] * (len(complete) - 1))
+    fig = traffic_light_plot(mixed)
+    texts = set(_texts(fig))
+    first = mixed.iloc[0]["judgement"]
+    assert f"{JUDGEMENT_LABELS[first]} (inferred)" in texts and JUDGEMENT_LABELS[first] in texts
 
 
 def test_cipn_weighted_needs_a_weight_for_every_study(cipn):

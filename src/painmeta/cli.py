@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "painmeta.extraction",
     "painmeta.notebooks",
     "painmeta.ale.cli",
+    "painmeta.ale.cli_contrast",
     "painmeta.roi",
     "painmeta.proportions",
     "painmeta.quality",

@@ -90,6 +90,28 @@ class ExecutorConfig(_Strict):
         return text
 
 
+class ALEContrastConfig(_Strict):
+    """A subtraction / conjunction between two models (``ale.contrasts.<name>``)."""
+
+    a: str
+    b: str
+    n_iters: int = Field(default=10000, ge=1)
+    voxel_thresh: float = Field(default=0.001, gt=0, lt=1)  # two-sided, on the subtraction
+    min_cluster_mm3: float = Field(default=200.0, ge=0)
+    group_n_iters: int | None = Field(default=None, ge=1)  # each model's own ALE (default: the model's)
+    description: str = ""
+
+
+class ALEFSNConfig(_Strict):
+    """Fail-safe N of significant clusters (``ale.fsn``; Acar et al. 2018)."""
+
+    enabled: bool = False
+    n_drawers: int = Field(default=10, ge=1)
+    max_factor: float = Field(default=5.0, gt=0)
+    n_iters: int | None = Field(default=None, ge=1)  # per refit (default: the model's)
+    method: Literal["bisect", "scan"] = "bisect"
+
+
 class ALEConfig(_Strict):
     """ALE parameters (ANALYSIS.md section 2)."""
 
@@ -103,6 +125,19 @@ class ALEConfig(_Strict):
     n_cores: int = Field(default=2, ge=1)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     models: dict[str, ALEModelConfig] = Field(default_factory=dict)
+    contrasts: dict[str, ALEContrastConfig] = Field(default_factory=dict)
+    fsn: ALEFSNConfig = Field(default_factory=ALEFSNConfig)
+
+    @model_validator(mode="after")
+    def _contrasts_name_models(self) -> "ALEConfig":
+        for name, c in self.contrasts.items():
+            for side in (c.a, c.b):
+                if side not in self.models:
+                    raise ValueError(f"ale.contrasts.{name}: '{side}' is not a model of ale.models "
+                                     f"({', '.join(self.models) or 'none'})")
+            if c.a == c.b:
+                raise ValueError(f"ale.contrasts.{name}: a and b must be different models")
+        return self
 
 
 class ROIConfig(_Strict):

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from painmeta.errors import InputError
@@ -23,8 +28,52 @@ from painmeta.paths import dataset_paths, project_root
 KERNEL_NAME = "painmeta"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
+#: Environment variable that turns progress bars off ("0") in stage kernels run by Papermill.
+PROGRESS_ENV = "PAINMETA_PROGRESS"
 
-def setup_notebook(max_colwidth: int = 120) -> None:
+
+def progress_enabled() -> bool:
+    """Whether a stage should draw progress bars.
+
+    True in a terminal and in JupyterLab; False in a kernel started by
+    :func:`run_stage` (Papermill), because every bar update would become a line
+    of the rendered report page. Notebooks pass ``progress=progress_enabled()``.
+    """
+    return os.environ.get(PROGRESS_ENV, "1").strip() != "0"
+
+
+@contextmanager
+def papermill_kernel() -> Iterator[dict]:
+    """Settings for one Papermill run of a stage: no progress bars, kernel over local IPC.
+
+    Yields the extra keyword arguments for :func:`papermill.execute_notebook`.
+    The kernel inherits ``PAINMETA_PROGRESS=0`` (see :func:`progress_enabled`)
+    and ``TQDM_DISABLE=1``, which tqdm (>= 4.66) reads as the default of its
+    ``disable`` argument: bars drawn inside libraries (NiMARE's Monte Carlo
+    loop) are off too, in rendered pages only.
+    It talks to Papermill over Unix-domain sockets in a private temporary
+    folder instead of TCP on localhost: nothing else on the machine can connect
+    to it, and ipykernel no longer logs "Kernel is running over TCP without
+    encryption" once per stage.
+    """
+    from traitlets.config import Config
+
+    folder = Path(tempfile.mkdtemp(prefix="painmeta-kernel-"))
+    quiet = {PROGRESS_ENV: "0", "TQDM_DISABLE": "1"}
+    previous = {k: os.environ.get(k) for k in quiet}
+    os.environ.update(quiet)
+    try:
+        yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": str(folder / "k")}})}
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def setup_notebook(max_colwidth: int | None = None) -> None:
     """Quiet, readable defaults for stage notebooks (called in each notebook's first code cell).
 
     Silences library chatter that would flood the rendered report (NiMARE's
@@ -33,8 +82,9 @@ def setup_notebook(max_colwidth: int = 120) -> None:
 
     Parameters
     ----------
-    max_colwidth : int
-        pandas ``display.max_colwidth``.
+    max_colwidth : int or None
+        pandas ``display.max_colwidth`` for tables shown without
+        :mod:`painmeta.display` (default None: text is never cut short).
     """
     import logging
     import warnings
@@ -43,6 +93,8 @@ def setup_notebook(max_colwidth: int = 120) -> None:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # tqdm.auto (used by NiMARE) warns once per kernel when ipywidgets is absent; bars fall back to text.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     for name in ("fontTools", "numexpr", "nimare", "nilearn", "matplotlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
     pd.set_option("display.max_colwidth", max_colwidth)
@@ -79,10 +131,13 @@ def render_html(executed: Path, html: Path, caption: str = "") -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
+    from painmeta.display import TABLE_CSS
+
     nb = nbformat.read(executed, as_version=4)
     exporter = HTMLExporter(template_name="painmeta_html", extra_template_basedirs=[str(TEMPLATE_DIR)])
     exporter.exclude_input_prompt = False
-    body, _ = exporter.from_notebook_node(nb, resources={"painmeta_caption": caption})
+    # The template escapes the caption; TABLE_CSS is ours (no data in it).
+    body, _ = exporter.from_notebook_node(nb, resources={"painmeta_caption": caption, "painmeta_css": TABLE_CSS})
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(body, encoding="utf-8")
     return html
@@ -160,10 +215,11 @@ def run_stage(stage: str, dataset: str = "cipn", parameters: dict | None = None,
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     params = {"dataset": dataset, **(parameters or {})}
     start = time.perf_counter()
-    pm.execute_notebook(
-        load_stage_notebook(source), str(out_nb), parameters=params, kernel_name=kernel,
-        cwd=str(root), progress_bar=False, log_output=False,
-    )
+    with papermill_kernel() as kernel_options:
+        pm.execute_notebook(
+            load_stage_notebook(source), str(out_nb), parameters=params, kernel_name=kernel,
+            cwd=str(root), progress_bar=False, log_output=False, **kernel_options,
+        )
     seconds = time.perf_counter() - start
     result: dict[str, Path | float] = {"notebook": out_nb, "seconds": seconds}
     timing = paths.outputs / "notebooks" / "timings.json"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import text_to_path
 
 # Embedding TrueType fonts in PDFs makes fontTools log every subsetting step at
 # INFO, which floods notebooks whose root logger is at INFO (NiMARE sets it).
@@ -109,7 +114,8 @@ def empty_axes_message(ax: plt.Axes, text: str) -> None:
     ax.set_axis_off()
 
 
-__all__ = ["OKABE_ITO", "DIRECTION_COLOURS", "save_figure", "publish", "foci_glass_brain", "empty_axes_message"]
+__all__ = ["OKABE_ITO", "DIRECTION_COLOURS", "FONT", "save_figure", "publish", "foci_glass_brain",
+           "empty_axes_message", "text_width", "wrap_text", "inch_canvas"]
 
 
 def publish(fig: plt.Figure, stem: str | Path, **kwargs) -> list[Path]:
@@ -142,3 +148,45 @@ def publish(fig: plt.Figure, stem: str | Path, **kwargs) -> list[Path]:
         pass
     plt.close(fig)
     return files
+
+
+# --------------------------------------------------------------------------- text layout in inches
+# Shared by the ROBINS-I and PRISMA figures, which lay text out on an inch grid (exact sizes, no tight_layout).
+
+#: Font of the inch-grid figures (ships with matplotlib, so widths are the same on every machine).
+FONT = "DejaVu Sans"
+
+
+@functools.lru_cache(maxsize=8192)
+def text_width(s: str, size: float, weight: str = "normal") -> float:
+    """Width of ``s`` in inches at ``size`` points in :data:`FONT`, spaces included (renderer-independent)."""
+    if not s:
+        return 0.0
+    fp = FontProperties(family=FONT, weight=weight, size=size)
+    return text_to_path.get_text_width_height_descent(s, fp, ismath=False)[0] / 72.0
+
+
+def wrap_text(text: str, width: float, size: float, weight: str = "normal") -> list[str]:
+    """Greedy word wrap of ``text`` to ``width`` inches at ``size`` points; keeps explicit newlines."""
+    lines: list[str] = []
+    for para in text.split("\n"):
+        current = ""
+        for word in para.split(" "):
+            trial = f"{current} {word}" if current else word
+            if current and text_width(trial, size, weight) > width:
+                lines.append(current)
+                current = word
+            else:
+                current = trial
+        lines.append(current)
+    return lines
+
+
+def inch_canvas(width: float, height: float) -> tuple[Figure, Axes]:
+    """A figure with one axes covering it, data units = inches (exact layout, no tight_layout surprises)."""
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
+    ax.axis("off")
+    return fig, ax

@@ -55,7 +55,11 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from painmeta.errors import InputError
-from painmeta.quality import _FONT, _inch_canvas, _text_width, _wrap, save_figure
+from painmeta.plotting import FONT as _FONT
+from painmeta.plotting import inch_canvas as _inch_canvas
+from painmeta.plotting import save_figure
+from painmeta.plotting import text_width as _text_width
+from painmeta.plotting import wrap_text as _wrap
 
 __all__ = [
     "BOX_KEYS",

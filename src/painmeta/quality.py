@@ -3,13 +3,21 @@
 Input is ``data/raw/<dataset>/robins_i.csv`` in long format, one row per
 study and domain::
 
-    study_id,domain,judgement,source,note
-    Boland2014,D2,low,"Diagnostics 2026;16(11):1619, section 3.5",...
+    study_id,domain,judgement,source,note,evidence
+    StudyA2020,D2,low,"Review 2024, section 3.5","review text: low across studies",inferred
 
 ``domain`` is one of ``D1`` ... ``D7`` or ``overall``; ``judgement`` is one of
 :data:`JUDGEMENTS`. ``not_extracted`` marks a judgement the source made but did
 not publish: it is drawn as its own grey level with its own symbol, never as
 "no information" (which is a judgement the assessors made).
+
+An optional column ``evidence`` says how a judgement is known: ``verified``
+(the source's own per-study judgement; the default when empty) or
+``inferred`` (read from a blanket sentence such as "consistently low across
+studies", not a per-study judgement). Inferred judgements are drawn as a level
+of their own -- the judgement's symbol on a pale, hatched light with a dashed
+rim, with its own legend entry ("Low (inferred)") -- in the traffic-light and
+the summary plots, so that a reader never takes them for verified ratings.
 
 The two figures follow robvis (McGuinness & Higgins 2021, R package ``robvis``):
 :func:`traffic_light_plot` mirrors ``rob_traffic_light(tool = "ROBINS-I")`` and
@@ -25,7 +33,6 @@ these figures and the PRISMA flow (:mod:`painmeta.prisma`) into
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 from collections.abc import Mapping
@@ -37,12 +44,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Circle, Rectangle
-from matplotlib.textpath import text_to_path
 
 from painmeta.errors import InputError
+from painmeta.plotting import FONT as _FONT
+from painmeta.plotting import inch_canvas as _inch_canvas
 from painmeta.plotting import save_figure  # re-exported: quality.save_figure is the shared helper
+from painmeta.plotting import text_width as _text_width
+from painmeta.plotting import wrap_text as _wrap
 
 __all__ = [
     "COLUMNS",
@@ -57,6 +66,8 @@ __all__ = [
     "load_robins_i",
     "validate_robins_i",
     "wide_table",
+    "inferred_mask",
+    "judgement_table",
     "summary_table",
     "traffic_light_plot",
     "summary_plot",
@@ -131,11 +142,13 @@ PALETTES: dict[str, dict[str, str]] = {
     },
 }
 
+#: Values of the optional ``evidence`` column; empty means ``verified``.
+EVIDENCE_LEVELS = ("verified", "inferred")
+
 # robvis's furniture colours (rob_tf_theme): strips #a9a9a9, Overall column #d3d3d3.
 _STRIP = "#a9a9a9"
 _OVERALL_BG = "#d3d3d3"
 _GRID = "#808080"
-_FONT = "DejaVu Sans"
 
 
 def palette(colour_blind: bool = False) -> dict[str, str]:
@@ -233,7 +246,7 @@ def validate_robins_i(df: pd.DataFrame, file: str | Path = "robins_i.csv") -> pd
         raw = df.iloc[i]
         if not row.study_id:
             problems.append(_format(file, line, "study_id", "empty study id; write the study's id "
-                                    "(e.g. Boland2014) as used in studies.csv"))
+                                    "(e.g. StudyA2020) as used in studies.csv"))
         if row.domain not in DOMAINS:
             problems.append(_format(file, line, "domain",
                                     f"unknown domain; use one of {', '.join(DOMAINS)}",
@@ -333,6 +346,60 @@ def wide_table(df: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
+def inferred_mask(df: pd.DataFrame) -> pd.DataFrame:
+    """Study × domain table: True where the judgement is ``inferred`` (optional ``evidence`` column).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long ROBINS-I table; without an ``evidence`` column every judgement is verified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same shape and order as :func:`wide_table`, booleans.
+
+    Raises
+    ------
+    painmeta.errors.InputError
+        When ``evidence`` holds a value other than ``verified``, ``inferred`` or empty
+        (naming the line as a spreadsheet numbers it).
+    """
+    df = _ensure_valid(df)
+    studies = list(dict.fromkeys(df["study_id"]))
+    if "evidence" in df.columns:
+        ev = df["evidence"].astype(object).where(df["evidence"].notna(), "").map(lambda v: str(v).strip().lower())
+        bad = [f"line {i + 2}, column 'evidence': must be verified, inferred or empty (value: {v!r})"
+               for i, v in enumerate(ev) if v not in ("", *EVIDENCE_LEVELS)]
+        if bad:
+            _raise([f"robins_i.csv, {b}" for b in bad])
+        flag = ev == "inferred"
+    else:
+        flag = pd.Series(False, index=df.index)
+    long = df.assign(_inferred=flag.to_numpy())
+    wide = long.pivot(index="study_id", columns="domain", values="_inferred")
+    wide = wide.reindex(index=studies, columns=list(DOMAINS)).fillna(False).astype(bool)
+    wide.columns.name = None
+    return wide
+
+
+def judgement_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Study × domain table of judgements in words, inferred ones marked: for people.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Column ``Study`` then one column per domain (``D1`` ... ``D7``, ``Overall``),
+        cells such as ``Low``, ``Low (inferred)``, ``Not extracted (not public)``.
+    """
+    wide = wide_table(df)
+    inferred = inferred_mask(df)
+    out = wide.apply(lambda col: col.map(lambda j: JUDGEMENT_LABELS.get(j, j)))
+    out = out.where(~inferred, out + " (inferred)")
+    out.columns = ["Overall" if c == "overall" else c for c in out.columns]
+    return out.rename_axis("Study").reset_index()
+
+
 def _resolve_weights(df: pd.DataFrame, weights: Mapping[str, float] | pd.Series | str | None) -> pd.Series:
     studies = list(dict.fromkeys(df["study_id"]))
     if weights is None:
@@ -355,7 +422,7 @@ def _resolve_weights(df: pd.DataFrame, weights: Mapping[str, float] | pd.Series 
 
 
 def summary_table(df: pd.DataFrame, weights: Mapping[str, float] | pd.Series | str | None = None,
-                  weighted: bool = False) -> pd.DataFrame:
+                  weighted: bool = False, by_evidence: bool = False) -> pd.DataFrame:
     """Percentage of studies (or of total weight) per judgement and domain.
 
     Parameters
@@ -367,53 +434,38 @@ def summary_table(df: pd.DataFrame, weights: Mapping[str, float] | pd.Series | s
         used only when ``weighted`` is true. Default column: ``weight``.
     weighted : bool
         Weight each study's judgement, as robvis's ``weighted = TRUE``.
+    by_evidence : bool
+        Split each judgement into verified (column ``low``) and inferred
+        (column ``low_inferred``) shares; see :func:`inferred_mask`.
 
     Returns
     -------
     pandas.DataFrame
-        Index :data:`DOMAINS`, columns :data:`JUDGEMENTS`, rows summing to 100.
+        Index :data:`DOMAINS`, columns :data:`JUDGEMENTS` (with ``by_evidence``:
+        each followed by ``<judgement>_inferred``), rows summing to 100.
     """
     df = _ensure_valid(df)
     if weights is not None and not weighted:
         raise ValueError("weights were given but weighted=False; pass weighted=True to use them")
     wide = wide_table(df)
     w = _resolve_weights(df, weights) if weighted else pd.Series(1.0, index=wide.index)
+    inferred = inferred_mask(df) if by_evidence else pd.DataFrame(False, index=wide.index, columns=wide.columns)
+    columns = [c for j in JUDGEMENTS for c in ((j, f"{j}_inferred") if by_evidence else (j,))]
     rows = {}
     for d in DOMAINS:
-        totals = {j: float(w[wide[d] == j].sum()) for j in JUDGEMENTS}
+        totals = {}
+        for j in JUDGEMENTS:
+            totals[j] = float(w[(wide[d] == j) & ~inferred[d]].sum())
+            if by_evidence:
+                totals[f"{j}_inferred"] = float(w[(wide[d] == j) & inferred[d]].sum())
         s = sum(totals.values())
         rows[d] = {j: 100.0 * v / s for j, v in totals.items()}
-    out = pd.DataFrame.from_dict(rows, orient="index")[list(JUDGEMENTS)]
+    out = pd.DataFrame.from_dict(rows, orient="index")[columns]
     out.index.name = "domain"
     return out
 
 
 # --------------------------------------------------------------------------- plotting helpers
-
-
-@functools.lru_cache(maxsize=8192)
-def _text_width(s: str, size: float, weight: str = "normal") -> float:
-    """Width of ``s`` in inches at ``size`` points, spaces included (renderer-independent)."""
-    if not s:
-        return 0.0
-    fp = FontProperties(family=_FONT, weight=weight, size=size)
-    return text_to_path.get_text_width_height_descent(s, fp, ismath=False)[0] / 72.0
-
-
-def _wrap(text: str, width: float, size: float, weight: str = "normal") -> list[str]:
-    """Greedy word wrap of ``text`` to ``width`` inches at ``size`` points; keeps explicit newlines."""
-    lines: list[str] = []
-    for para in text.split("\n"):
-        current = ""
-        for word in para.split(" "):
-            trial = f"{current} {word}" if current else word
-            if current and _text_width(trial, size, weight) > width:
-                lines.append(current)
-                current = word
-            else:
-                current = trial
-        lines.append(current)
-    return lines
 
 
 def _ink(hex_colour: str) -> str:
@@ -423,22 +475,54 @@ def _ink(hex_colour: str) -> str:
     return "black" if lum > 0.33 else "white"
 
 
-def _inch_canvas(width: float, height: float) -> tuple[Figure, Axes]:
-    # One axes covering the figure with data units = inches: exact layout, no tight_layout surprises.
-    fig = Figure(figsize=(width, height))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, width)
-    ax.set_ylim(0, height)
-    ax.axis("off")
-    return fig, ax
+def _pale(hex_colour: str, amount: float = 0.55) -> str:
+    """``hex_colour`` mixed with white (``amount`` = share of white)."""
+    rgb = np.array(matplotlib.colors.to_rgb(hex_colour))
+    return matplotlib.colors.to_hex(rgb + (1 - rgb) * amount)
+
+
+def _dark(hex_colour: str, amount: float = 0.45) -> str:
+    """``hex_colour`` mixed with black (``amount`` = share of black)."""
+    return matplotlib.colors.to_hex(np.array(matplotlib.colors.to_rgb(hex_colour)) * (1 - amount))
+
+
+def inferred_style(colour: str) -> dict:
+    """Patch style of an inferred judgement: pale fill, hatch and dashed rim in a darker shade of its colour."""
+    return {"facecolor": _pale(colour), "edgecolor": _dark(colour), "hatch": "/////", "linestyle": (0, (2.0, 1.2)),
+            "linewidth": 0.9}
 
 
 def _light(ax: Axes, x: float, y: float, r: float, judgement: str, colours: Mapping[str, str],
-           size: float, zorder: float = 3) -> None:
+           size: float, zorder: float = 3, inferred: bool = False) -> None:
     col = colours[judgement]
-    ax.add_patch(Circle((x, y), r, facecolor=col, edgecolor="black", linewidth=0.6, zorder=zorder))
+    if inferred:
+        ax.add_patch(Circle((x, y), r, zorder=zorder, **inferred_style(col)))
+        ink = "black"
+    else:
+        ax.add_patch(Circle((x, y), r, facecolor=col, edgecolor="black", linewidth=0.6, zorder=zorder))
+        ink = _ink(col)
     ax.text(x, y, SYMBOLS[judgement], ha="center", va="center_baseline", fontsize=size,
-            fontweight="bold", color=_ink(col), zorder=zorder + 1, family=_FONT)
+            fontweight="bold", color=ink, zorder=zorder + 1, family=_FONT)
+
+
+def _legend_levels(wide: pd.DataFrame, inferred: pd.DataFrame) -> list[tuple[str, bool]]:
+    """(judgement, inferred) pairs present, worst first as robvis, each inferred level after its verified one."""
+    out = []
+    for j in ("critical", "serious", "moderate", "low", "no_information", "not_extracted"):
+        is_j = (wide == j).to_numpy()
+        inf = inferred.to_numpy()
+        if (is_j & ~inf).any():
+            out.append((j, False))
+        if (is_j & inf).any():
+            out.append((j, True))
+    return out
+
+
+def _level_label(judgement: str, inferred: bool, summary: bool = False) -> str:
+    base = JUDGEMENT_LABELS[judgement]
+    if summary and judgement in ("low", "moderate", "serious", "critical"):
+        base += " risk"  # robvis summary wording
+    return f"{base} (inferred)" if inferred else base
 
 
 # --------------------------------------------------------------------------- traffic light
@@ -470,6 +554,7 @@ def traffic_light_plot(df: pd.DataFrame, colour_blind: bool = False, title: str 
     """
     df = _ensure_valid(df)
     wide = wide_table(df)
+    inferred = inferred_mask(df)
     colours = palette(colour_blind)
     studies = list(wide.index)
     n = len(studies)
@@ -483,12 +568,11 @@ def traffic_light_plot(df: pd.DataFrame, colour_blind: bool = False, title: str 
     grid_x0 = left + name_w
     grid_w = cell * len(DOMAINS)
 
-    present = [j for j in ("critical", "serious", "moderate", "low", "no_information", "not_extracted")
-               if (wide == j).to_numpy().any()]
+    present = _legend_levels(wide, inferred)
     caption = ["Domains:"] + [f"{d}: {DOMAIN_NAMES[d]}." for d in DOMAINS[:-1]]
     line = 0.17
     cap_w = max(_text_width(s, fs_small) for s in caption)
-    leg_w = 0.45 + max(_text_width(JUDGEMENT_LABELS[j], fs_small) for j in present + ["low"])
+    leg_w = 0.45 + max(_text_width(_level_label(j, i), fs_small) for j, i in present + [("low", False)])
     leg_w = max(leg_w, _text_width("Judgement", fs_small, "bold") + 0.2)
     bottom_h = max(len(caption) * line, (len(present) + 1) * 0.25) + 0.25
 
@@ -529,7 +613,8 @@ def traffic_light_plot(df: pd.DataFrame, colour_blind: bool = False, title: str 
             x = grid_x0 + k * cell
             bg = _OVERALL_BG if d == "overall" else "white"
             ax.add_patch(Rectangle((x, y), cell, cell, facecolor=bg, edgecolor=_GRID, linewidth=0.5))
-            _light(ax, x + cell / 2, y + cell / 2, radius, wide.loc[study, d], colours, fs + 2)
+            _light(ax, x + cell / 2, y + cell / 2, radius, wide.loc[study, d], colours, fs + 2,
+                   inferred=bool(inferred.loc[study, d]))
 
     # Caption (left) and legend (right), as robvis.
     y = grid_y0 - 0.25
@@ -540,10 +625,10 @@ def traffic_light_plot(df: pd.DataFrame, colour_blind: bool = False, title: str 
     lx = width - 0.15 - leg_w
     ly = grid_y0 - 0.25
     ax.text(lx, ly, "Judgement", ha="left", va="top", fontsize=fs_small, fontweight="bold", family=_FONT)
-    for m, j in enumerate(present):
+    for m, (j, inf) in enumerate(present):
         cy = ly - 0.33 - m * 0.25
-        _light(ax, lx + 0.1, cy, 0.095, j, colours, fs_small)
-        ax.text(lx + 0.28, cy, JUDGEMENT_LABELS[j], ha="left", va="center", fontsize=fs_small, family=_FONT)
+        _light(ax, lx + 0.1, cy, 0.095, j, colours, fs_small, inferred=inf)
+        ax.text(lx + 0.28, cy, _level_label(j, inf), ha="left", va="center", fontsize=fs_small, family=_FONT)
     y = grid_y0 - bottom_h - 0.05
     for text in foot_lines:
         ax.text(0.15, y, text, ha="left", va="top", fontsize=fs_small, family=_FONT, style="italic")
@@ -585,18 +670,18 @@ def summary_plot(df: pd.DataFrame, weighted: bool = False,
     -------
     matplotlib.figure.Figure
     """
-    table = summary_table(df, weights=weights, weighted=weighted)
+    table = summary_table(df, weights=weights, weighted=weighted, by_evidence=True)
     if not overall:
         table = table.drop(index="overall")
     colours = palette(colour_blind)
     domains = list(table.index)
-    present = [j for j in JUDGEMENTS if (table[j] > 0).any()]
-
-    labels = {j: (f"{JUDGEMENT_LABELS[j]} risk" if j in ("low", "moderate", "serious", "critical")
-                  else JUDGEMENT_LABELS[j]) for j in JUDGEMENTS}  # robvis summary wording
+    # Segments left to right: low, low (inferred), moderate, ... ; only levels present.
+    present = [(j, inf) for j in JUDGEMENTS for inf in (False, True)
+               if (table[f"{j}_inferred" if inf else j] > 0).any()]
+    labels = {(j, inf): _level_label(j, inf, summary=True) for j, inf in present}
     width = 8.0
     # Legend below the axes, in as many rows as its entries need at this width.
-    entry_w = [0.55 + _text_width(labels[j], 8) for j in present]
+    entry_w = [0.55 + _text_width(labels[k], 8) for k in present]
     ncol = len(present)
     while ncol > 1 and sum(sorted(entry_w, reverse=True)[:ncol]) > width - 0.6:
         ncol -= 1
@@ -609,10 +694,11 @@ def summary_plot(df: pd.DataFrame, weighted: bool = False,
     ax = fig.add_subplot(111)
     ypos = np.arange(len(domains))[::-1]  # D1 at the top
     left = np.zeros(len(domains))
-    for j in present:
-        vals = table[j].to_numpy()
-        ax.barh(ypos, vals, left=left, height=0.7, color=colours[j], edgecolor="black", linewidth=0.6,
-                label=labels[j], zorder=2)
+    for j, inf in present:
+        vals = table[f"{j}_inferred" if inf else j].to_numpy()
+        style = inferred_style(colours[j]) if inf else {"facecolor": colours[j], "edgecolor": "black",
+                                                        "linewidth": 0.6}
+        ax.barh(ypos, vals, left=left, height=0.7, label=labels[(j, inf)], zorder=2, **style)
         left += vals
     ax.set_ylim(-0.6, len(domains) - 0.4)
     ax.set_yticks(ypos, [SUMMARY_DOMAIN_NAMES[d] for d in domains], fontsize=9, family=_FONT)

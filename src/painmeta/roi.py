@@ -1,8 +1,8 @@
 """ROI synthesis: reported regions mapped into five networks, study- and experiment-level matrices.
 
-The review (Diagnostics 2026;16(11):1619, sections 2.4 and 2.5.2) maps every reported region into five
-predefined categories (brainstem/periaqueductal grey; cerebellum; default mode network = cingulate and
-posterior midline cortices; lateral/medial prefrontal cortex; primary sensorimotor cortex S1/M1), never
+The ROI synthesis (ANALYSIS.md section 3) maps every reported region into the dataset's predefined
+categories (in the shipped datasets five: brainstem/periaqueductal grey; cerebellum; default mode network =
+cingulate and posterior midline cortices; lateral/medial prefrontal cortex; primary sensorimotor cortex S1/M1), never
 counts a seed region as a target, and draws two matrices: one row per contrast ("experiment") and one
 row per publication (contrasts merged). This module rebuilds both from ``findings.csv``.
 
@@ -643,7 +643,7 @@ def combine_directions(directions: Iterable[str]) -> str:
 
 
 def _study_labels(studies: pd.DataFrame | None) -> dict[str, str]:
-    """Short study labels ("Boland 2014"); initials are kept where surnames and years collide."""
+    """Short study labels ("Alpha 2020"); initials are kept where surnames and years collide."""
     out: dict[str, str] = {}
     if studies is None or studies.empty:
         return out
@@ -706,7 +706,7 @@ def experiment_matrix(mapped: pd.DataFrame, experiments: pd.DataFrame, config: D
     config : DatasetConfig
         Networks and ``roi`` settings (``contrast_types``, ``exclude_experiments``).
     studies : pandas.DataFrame, optional
-        For labels ("Boland 2014") and the ``syntheses`` column (a study not marked ``roi`` does not enter).
+        For labels ("Alpha 2020") and the ``syntheses`` column (a study not marked ``roi`` does not enter).
     lookup : Lookup, optional
         To mark the seed region's network in the figure (default: the dataset's lookup).
 

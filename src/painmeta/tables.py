@@ -37,7 +37,7 @@ def table1_characteristics(studies: pd.DataFrame) -> pd.DataFrame:
         "Controls (n)": studies["n_controls"].map(_fmt_n),
         "Control group": studies["control_type"],
         "Design": studies["design"],
-        "CIPN / pain measure": studies["cipn_measure"],
+        "Symptom measure": studies["cipn_measure"],
         "Syntheses": studies["syntheses"].str.replace(";", ", "),
         "Source": studies["source"],
     })

@@ -85,6 +85,15 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                         "(dataset mode default: the config's ale.executor)")
     p.add_argument("--n-workers", type=_positive_int, default=None,
                    help="workers of --scheduler local (default: CPU count)")
+    p.add_argument("--fsn", action="store_true",
+                   help="fail-safe N of significant clusters (Acar 2018; in-house refits; dataset mode: also "
+                        "when the config's ale.fsn.enabled is true)")
+    p.add_argument("--fsn-drawers", type=_positive_int, default=None, help="file drawers (default 10 / config)")
+    p.add_argument("--fsn-max-factor", type=float, default=None,
+                   help="at most this many times the experiments as null experiments (default 5 / config)")
+    p.add_argument("--fsn-n-iters", type=_positive_int, default=None,
+                   help="Monte Carlo iterations per FSN refit (default: the model's)")
+    p.add_argument("--no-contrasts", action="store_true", help="dataset mode: skip the config's ale.contrasts")
     p.set_defaults(func=run_cli)
     return p
 
@@ -134,7 +143,15 @@ def run_sleuth(args: argparse.Namespace) -> int:
             n_cores=args.n_cores or 2, contributions=not args.no_contributions, progress=args.progress,
             executor=ex,
         )
+    fsn = None
+    if args.fsn:
+        from painmeta.ale.fsn import attach_fsn
+
+        fsn = attach_fsn(result, data.foci, data.sample_sizes, n_drawers=args.fsn_drawers or 10,
+                         max_factor=args.fsn_max_factor or 5.0, n_iters=args.fsn_n_iters, n_threads=args.n_cores or 2)
     result.save(args.out)
+    if fsn is not None:
+        fsn.save(args.out)
     _print_summary(result.summary(), args.out)
     return 0
 
@@ -157,10 +174,35 @@ def run_dataset(args: argparse.Namespace) -> int:
                            executor=ex)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    fsn_cfg = config.ale.fsn
+    fsn_res: dict[str, Any] = {}
+    if args.fsn or fsn_cfg.enabled:
+        from painmeta.ale.fsn import attach_fsn
+
+        models = {m.name: m for m in analysis.models}
+        for name, res in analysis.results.get(args.engine, {}).items():
+            fsn_res[name] = attach_fsn(res, models[name].foci, models[name].sample_sizes,
+                       n_drawers=args.fsn_drawers or fsn_cfg.n_drawers,
+                       max_factor=args.fsn_max_factor or fsn_cfg.max_factor,
+                       n_iters=args.fsn_n_iters or fsn_cfg.n_iters or args.n_iters, method=fsn_cfg.method,
+                       n_threads=args.n_cores or config.ale.n_cores)
+    if config.ale.contrasts and not args.no_contrasts:
+        from painmeta.ale.contrast import run_dataset_contrasts
+
+        contrasts, ctable = run_dataset_contrasts(
+            analysis.models, config.ale, analysis.results.get(args.engine, {}), engine=args.engine,
+            seed=config.ale.seed, n_cores=args.n_cores or config.ale.n_cores, n_iters=args.n_iters)
+        for cname, cres in contrasts.items():
+            cres.save(out / f"contrast-{cname}")
+        ctable.to_csv(out / "contrasts.csv", index=False)
+        for _, row in ctable.iterrows():
+            print(f"contrast {row['contrast']}: {row['status']}" + (f": {row['reason']}" if row["reason"] else ""))
     for engine, results in analysis.results.items():
         for name, res in results.items():
             folder = out / name if engine == args.engine else out / name / f"engine-{engine}"
             res.save(folder)
+            if engine == args.engine and fsn_res.get(name) is not None:
+                fsn_res[name].save(folder)
     analysis.summary.to_csv(out / "models.csv", index=False)
     analysis.clusters.to_csv(out / "clusters.csv", index=False)
     if args.crosscheck:

@@ -1,0 +1,101 @@
+"""Fail-safe N: null drawers, the bisection vs the scan, attaching FSN to a result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from painmeta.ale import fsn as F
+from painmeta.ale.problem import make_problem
+
+from ale_fixtures import convergent
+
+
+def test_null_drawer_shapes_nesting_and_seed() -> None:
+    foci, sizes = convergent(8, seed=3)
+    prob = make_problem(foci, sizes)
+    d1 = F.null_drawer(prob, 30, 5)
+    d2 = F.null_drawer(prob, 30, 5)
+    assert d1.foci.equals(d2.foci) and d1.sample_sizes == d2.sample_sizes
+    counts = d1.foci.groupby("experiment_id").size()
+    assert set(counts.unique()) <= set(prob.foci_per_experiment().tolist())
+    assert set(d1.sample_sizes.values()) <= set(prob.sample_sizes.astype(int).tolist())
+    # foci are in-mask voxel centres, distinct within an experiment
+    ijk = prob.mask.mm2vox(d1.foci[["x", "y", "z"]].to_numpy(float))
+    assert prob.mask.data[tuple(ijk.T)].all()
+    assert not d1.foci.duplicated(["experiment_id", "x", "y", "z"]).any()
+    f5, s5, ids5 = d1.first(5)
+    assert ids5 == d1.order[:5] and set(f5["experiment_id"]) == set(ids5)
+
+
+@pytest.mark.parametrize("k_max", [1, 7, 40])
+def test_bisection_equals_scan_on_monotone_survival(k_max: int) -> None:
+    rng = np.random.default_rng(k_max)
+    last = rng.integers(0, k_max + 1, size=6)  # last surviving k per cluster (k_max = never fails)
+    calls = []
+
+    def evaluate(k: int) -> np.ndarray:
+        calls.append(k)
+        return k <= last
+
+    scan, _ = F._fsn_one_drawer(evaluate, 6, k_max, "scan")
+    n_scan = len(calls)
+    calls.clear()
+    bis, cache = F._fsn_one_drawer(evaluate, 6, k_max, "bisect")
+    assert np.array_equal(scan, last) and np.array_equal(bis, last)
+    assert len(cache) <= max(n_scan, 6 * int(np.ceil(np.log2(k_max + 2))))
+
+
+def test_fsn_on_real_refits_bisect_matches_scan() -> None:
+    """A weakly convergent set: FSN small enough that both methods must find the same boundary."""
+    foci, sizes = convergent(5, seed=5)
+    from painmeta.ale.inhouse import run_inhouse
+
+    res = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
+    assert len(res.clusters) >= 1
+    peaks = res.clusters[["peak_x", "peak_y", "peak_z"]].to_numpy(float)
+    kw = dict(n_drawers=2, k_max=6, n_iters=100, seed=3)
+    b = F.fail_safe_n(foci, sizes, peaks, method="bisect", **kw)
+    s = F.fail_safe_n(foci, sizes, peaks, method="scan", **kw)
+    assert list(b.table.columns) == F.FSN_COLUMNS
+    assert np.array_equal(b.table["fail_safe_n"], s.table["fail_safe_n"])
+    assert b.table["n_refits"].max() <= s.table["n_refits"].max()
+    summ = b.summary()
+    assert {"mean", "ci_lower", "ci_upper"} <= set(summ.columns)
+    assert np.array_equal(F.enge_convention(np.array([0, 3, 6]), 6), [1, 4, 6])
+
+
+def test_attach_fsn_adds_column_and_tables() -> None:
+    foci, sizes = convergent(5, seed=5)
+    from painmeta.ale.inhouse import run_inhouse
+
+    res = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
+    out = F.attach_fsn(res, foci, sizes, n_drawers=1, max_factor=1.0, n_iters=100)
+    assert out is not None
+    sig = res.clusters_all["significant"].astype(bool)
+    assert res.clusters_all.loc[sig, "fail_safe_n"].notna().all()
+    assert res.clusters_all.loc[~sig, "fail_safe_n"].isna().all()
+    assert "fsn" not in res.contributions  # contributions stay experiment x cluster tables
+    assert set(out.table["cluster_id"]) == set(res.clusters_all.loc[sig, "cluster_id"])
+
+
+def test_ale_cli_fsn_writes_column_and_tables(tmp_path) -> None:
+    import pandas as pd
+
+    from painmeta.cli import main
+
+    foci, sizes = convergent(5, seed=5)
+    lines = ["// Reference=MNI"]
+    for e, grp in foci.groupby("experiment_id"):
+        lines += [f"// {e}", f"// Subjects={sizes[e]}"] + [f"{r.x}\t{r.y}\t{r.z}" for r in grp.itertuples()] + [""]
+    path = tmp_path / "s.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    out = tmp_path / "out"
+    rc = main(["ale", "--sleuth", str(path), "--out", str(out), "--n-iters", "100", "--seed", "1", "--engine",
+               "inhouse", "--no-contributions", "--fsn", "--fsn-drawers", "1", "--fsn-max-factor", "1",
+               "--n-cores", "1"])
+    assert rc == 0
+    table = pd.read_csv(out / "clusters_all.csv")
+    assert "fail_safe_n" in table.columns
+    assert table.loc[table["significant"], "fail_safe_n"].between(0, 5).all()
+    assert (out / "fsn.csv").is_file() and (out / "fsn_summary.csv").is_file()

@@ -1,0 +1,95 @@
+"""Leave-one-out ALE from the shared log-sum: equals refits; jackknife and stability table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from painmeta.ale import contributions as K
+from painmeta.ale.inhouse import run_inhouse
+from painmeta.ale.inference import analytic_null
+from painmeta.ale.problem import ale_map, make_problem
+
+from ale_fixtures import convergent
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    foci, sizes = convergent(9, seed=5)
+    res = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
+    return foci, sizes, res, make_problem(foci, sizes)
+
+
+def test_leave_one_out_equals_refit(fitted) -> None:
+    _, _, res, prob = fitted
+    loo = K.LeaveOneOut(prob)
+    assert np.array_equal(loo.ale, ale_map(prob))
+    for e in range(prob.n_experiments):
+        # log-sum minus one term vs a fresh sum: a few float64 ulps, at most one float32 ulp after storage
+        d = np.abs(loo.ale_without(e).astype(np.float64) - ale_map(prob, exclude=e).astype(np.float64))
+        assert d.max() <= 1e-8
+
+
+def test_fast_jackknife_matches_refit(fitted) -> None:
+    _, _, res, prob = fitted
+    sig = [int(c) for c in res.clusters["cluster_id"]]
+    assert sig
+    fast = K.jackknife(prob, res.ale, res.label_map, sig)
+    ref = K.jackknife_refit(prob, res.ale, res.label_map, sig)
+    assert list(fast.columns) == list(ref.columns)
+    assert np.max(np.abs(fast.iloc[:, 1:].to_numpy() - ref.iloc[:, 1:].to_numpy())) <= 1e-6
+
+
+def test_drop_experiment_is_the_smaller_problem(fitted) -> None:
+    foci, sizes, _, prob = fitted
+    e = 3
+    small = K._drop_experiment(prob, e)
+    drop = prob.experiment_ids[e]
+    ref = make_problem(foci[foci["experiment_id"] != drop], {k: v for k, v in sizes.items() if k != drop})
+    assert small.experiment_ids == ref.experiment_ids
+    assert np.array_equal(small.foci_ijk, ref.foci_ijk) and np.array_equal(small.exp_offsets, ref.exp_offsets)
+    assert np.array_equal(analytic_null(small).weights, analytic_null(ref).weights)
+
+
+def test_stability_table(fitted) -> None:
+    _, _, res, prob = fitted
+    sig = [int(c) for c in res.clusters["cluster_id"]]
+    tab = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold)
+    assert list(tab.columns) == K.LOO_COLUMNS
+    assert len(tab) == prob.n_experiments * len(sig)
+    assert (tab["n_voxels_without"] >= 0).all()
+    assert tab["survives"].equals(tab["n_voxels_without"] >= res.cluster_size_threshold)
+    # removing an experiment never enlarges ALE, so no voxel above the full model's peak
+    assert (tab["peak_ale_without"] <= tab["peak_ale"] + 1e-9).all()
+
+
+def test_stability_can_reuse_full_threshold(fitted) -> None:
+    _, _, res, prob = fitted
+    sig = [int(c) for c in res.clusters["cluster_id"]]
+    tab = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold, own_threshold=False,
+                                    full_threshold=res.ale_threshold)
+    assert (tab["cluster_forming_ale_without"] == res.ale_threshold).all()
+    assert (tab["threshold_source"] == "full model's (reused)").all()
+
+
+def test_stability_shortcut_equals_relabelling(monkeypatch) -> None:
+    """Experiments that reach no cluster voxel are copied, not relabelled; the result is the same."""
+    import pandas as pd
+
+    foci, sizes = convergent(9, seed=5)
+    far = pd.DataFrame({"experiment_id": ["farA", "farB"], "x": [-50.0, 10.0], "y": [-70.0, 50.0], "z": [40.0, -10.0]})
+    foci = pd.concat([foci, far], ignore_index=True)
+    sizes = {**sizes, "farA": 15, "farB": 25}
+    res = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
+    prob = make_problem(foci, sizes)
+    sig = [int(c) for c in res.clusters["cluster_id"]]
+    loo = K.LeaveOneOut(prob)
+    lab = res.label_map[prob.mask.data]
+    assert sum(not np.isin(lab[c], sig).any() for c in loo.cols) >= 2  # the shortcut is exercised
+    fast = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold, own_threshold=False,
+                                     full_threshold=res.ale_threshold, loo=loo)
+    real_isin = np.isin
+    monkeypatch.setattr(np, "isin", lambda a, b: real_isin(a, b) | True)
+    slow = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold, own_threshold=False,
+                                     full_threshold=res.ale_threshold, loo=loo)
+    assert fast.equals(slow)
