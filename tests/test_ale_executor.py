@@ -229,3 +229,4 @@ def test_local_cluster_byte_identical(null_problem, reference_null) -> None:
         assert local.n_workers == 2
         got = ih.null_statistics(problem, thr, n_iters=N_ITERS, seed=17, executor=local)
     assert _bytes(got) == _bytes(reference_null)
+

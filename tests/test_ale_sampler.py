@@ -116,3 +116,21 @@ def test_auto_choice_and_validation() -> None:
     assert not plan.dense and plan.work["sparse"] < plan.work["dense"]
     with pytest.raises(ValueError, match="method"):
         ih.null_statistics(problem, 0.01, n_iters=2, seed=1, method="fast")
+
+
+def test_crosscheck_budget_exact_on_subset() -> None:
+    """A budgeted cross-check: NiMARE on the first iterations only, still exact; in-house keeps them all."""
+    from painmeta.ale import crosscheck as xc
+
+    foci, n = convergent(n_exp=6, seed=2)
+    cc = xc.crosscheck(foci, n, n_iters=60, seed=5, max_iters=20, contributions=True)
+    failed = cc.table[~cc.table["passed"]]
+    assert failed.empty, failed[["check", "nimare", "inhouse", "difference"]].to_string()
+    assert len(cc.nimare.null) == len(cc.inhouse.null) == 20
+    assert cc.inhouse_full is not None and len(cc.inhouse_full.null) == 60
+    assert "cross-check budget (iterations on identical draws)" in set(cc.table["check"])
+    assert not cc.nimare.contributions  # the expensive NiMARE tables are skipped under a budget
+    # the full in-house result is the one run_inhouse gives on its own
+    alone = ih.run_inhouse(foci, n, 60, 5, contributions=False)
+    pd.testing.assert_frame_equal(alone.null, cc.inhouse_full.null)
+    assert np.array_equal(alone.ale, cc.inhouse_full.ale)

@@ -124,6 +124,12 @@ class ALEConfig(_Strict):
     include_unverified: bool = True
     n_cores: int = Field(default=2, ge=1)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    # Primary engine of the ALE stage (the other one cross-checks it).
+    engine: Literal["nimare", "inhouse"] = "nimare"
+    # Cross-check budget for very large datasets: NiMARE runs only this many
+    # iterations, compared exactly with the in-house engine on the same draws;
+    # the in-house analysis keeps all of a model's iterations (needs engine: inhouse).
+    crosscheck_max_iters: int | None = Field(default=None, ge=10)
     models: dict[str, ALEModelConfig] = Field(default_factory=dict)
     contrasts: dict[str, ALEContrastConfig] = Field(default_factory=dict)
     fsn: ALEFSNConfig = Field(default_factory=ALEFSNConfig)

@@ -417,7 +417,10 @@ def analyze(
         Primary engine (its results fill ``summary``/``clusters``).
     crosscheck : bool
         Also run the other engine on every model and compare
-        (:func:`painmeta.ale.crosscheck.crosscheck`).
+        (:func:`painmeta.ale.crosscheck.crosscheck`). With ``engine="inhouse"``
+        and ``ale_config.crosscheck_max_iters``, NiMARE runs only that many
+        iterations (an exact check on identical draws) and the in-house result
+        keeps all of the model's iterations.
     n_iters : int, optional
         Override every model's Monte Carlo iterations (e.g. quick runs).
     seed, n_cores : int, optional
@@ -440,6 +443,8 @@ def analyze(
     from painmeta.ale.executor import get_executor
 
     spec = _cfg(ale_config, "executor", None) if executor is None else executor
+    # A cross-check budget only makes sense when the in-house engine gives the result.
+    budget = _cfg(ale_config, "crosscheck_max_iters", None) if engine == "inhouse" else None
     ex = get_executor(spec)  # one cluster for every model, closed below if made here
     try:
         for m in models:
@@ -449,9 +454,10 @@ def analyze(
                 cc = xc.crosscheck(
                     m.foci[["experiment_id", "x", "y", "z"]], m.sample_sizes, int(n_iters or m.n_iters), seed,
                     voxel_thresh=vt, cluster_alpha=ca, n_cores=n_cores, name=m.name, contributions=contributions,
-                    executor=ex,
+                    executor=ex, max_iters=budget,
                 )
-                for key, res in (("nimare", cc.nimare), ("inhouse", cc.inhouse)):
+                inhouse_res = cc.inhouse_full if cc.inhouse_full is not None else cc.inhouse
+                for key, res in (("nimare", cc.nimare), ("inhouse", inhouse_res)):
                     res.notes.extend(w for w in m.warnings if w not in res.notes)
                     results.setdefault(key, {})[m.name] = res
                 checks.append(cc.table)
