@@ -230,3 +230,15 @@ def test_local_cluster_byte_identical(null_problem, reference_null) -> None:
         got = ih.null_statistics(problem, thr, n_iters=N_ITERS, seed=17, executor=local)
     assert _bytes(got) == _bytes(reference_null)
 
+
+
+def test_power_simulations_identical_on_dask(dask_cluster: str) -> None:
+    """Power simulations (one block each) and their nulls give the same table on a real cluster."""
+    from painmeta.ale import power as pw
+
+    sc = pw.PowerScenario(n_experiments=[3, 5], effect_shares=[1.0], subjects=[12, 20, 13], foci=[4, 4, 3],
+                          n_sims=6, n_iters=70, seed=11, design="test")
+    here = pw.run_power(sc, n_threads=1)
+    there = pw.run_power(sc, executor=dask_cluster)
+    pd.testing.assert_frame_equal(here.table, there.table)
+    pd.testing.assert_frame_equal(here.simulations, there.simulations)

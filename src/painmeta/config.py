@@ -112,6 +112,59 @@ class ALEFSNConfig(_Strict):
     method: Literal["bisect", "scan"] = "bisect"
 
 
+class ALEPowerConfig(_Strict):
+    """ALE power analysis by simulation (``ale.power``; :mod:`painmeta.ale.power`).
+
+    The design (sample sizes, foci counts per experiment) is, in this order:
+    ``subjects`` / ``foci_per_experiment`` (lists, one value per design
+    experiment; ``design_label`` names it), else the ALE model ``model``
+    (default: the first model that runs), else 20 subjects and 10 foci.
+    ``seed`` defaults to ``ale.seed``.
+    """
+
+    enabled: bool = False
+    model: str | None = None
+    design_label: str | None = Field(default=None, max_length=120)
+    n_experiments: list[int] = Field(default_factory=lambda: [3, 5, 10, 17, 25, 40], min_length=1, max_length=50)
+    effect_shares: list[float] = Field(default_factory=lambda: [0.4], min_length=1, max_length=10)
+    subjects: list[int] | None = Field(default=None, min_length=1, max_length=1000)
+    foci_per_experiment: list[int] | None = Field(default=None, min_length=1, max_length=1000)
+    jitter_mm: float = Field(default=4.0, ge=0, le=30)
+    location: list[float] = Field(default_factory=lambda: [38.0, 20.0, -4.0], min_length=3, max_length=3)
+    hit_radius_mm: float = Field(default=8.0, ge=0, le=50)
+    n_sims: int = Field(default=200, ge=1, le=100000)
+    n_iters: int = Field(default=1000, ge=20, le=1000000)
+    seed: int | None = Field(default=None, ge=0)
+
+    @field_validator("n_experiments")
+    @classmethod
+    def _k_at_least_two(cls, value: list[int]) -> list[int]:
+        if any(k < 2 or k > 10000 for k in value):
+            raise ValueError(f"every number of experiments must be between 2 and 10000, got {value}")
+        return value
+
+    @field_validator("subjects", "foci_per_experiment")
+    @classmethod
+    def _positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(v < 1 or v > 100000 for v in value):
+            raise ValueError(f"must be positive whole numbers, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _same_design(self) -> "ALEPowerConfig":
+        s, f = self.subjects, self.foci_per_experiment
+        if (s is None) != (f is None) or (s is not None and f is not None and len(s) != len(f)):
+            raise ValueError("subjects and foci_per_experiment must both be given, one value per design experiment")
+        return self
+
+    @field_validator("effect_shares")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if any(not 0 < v <= 1 for v in value):
+            raise ValueError(f"effect shares must be in (0, 1], got {value}")
+        return value
+
+
 class ALEConfig(_Strict):
     """ALE parameters (ANALYSIS.md section 2)."""
 
@@ -130,6 +183,7 @@ class ALEConfig(_Strict):
     # iterations, compared exactly with the in-house engine on the same draws;
     # the in-house analysis keeps all of a model's iterations (needs engine: inhouse).
     crosscheck_max_iters: int | None = Field(default=None, ge=10)
+    power: ALEPowerConfig = Field(default_factory=ALEPowerConfig)
     models: dict[str, ALEModelConfig] = Field(default_factory=dict)
     contrasts: dict[str, ALEContrastConfig] = Field(default_factory=dict)
     fsn: ALEFSNConfig = Field(default_factory=ALEFSNConfig)
