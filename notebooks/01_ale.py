@@ -93,7 +93,7 @@ in_ale = ext.experiments[ext.experiments["in_ale"]]
 public_foci = int(ext.foci["experiment_id"].isin(in_ale["experiment_id"]).sum())
 lines = [f"- {len(in_ale)} experiment(s) from {in_ale['study_id'].nunique()} stud(ies) have public coordinates "
          f"({public_foci} foci)."]
-if reported_file.is_file():
+if reported_file.is_file() and {"ale_foci", "ale_datasets", "ale_participants"} <= set(rep):
     lines.append(f"- The review used {rep['ale_foci']['value']} foci from {rep['ale_datasets']['value']} datasets "
                  f"({rep['ale_participants']['value']} participants).")
 unverified = in_ale[in_ale["evidence"] == "unverified"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -13,9 +14,12 @@ from painmeta.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def cipn():
-    ctx = audit.build_context("cipn")
-    return ctx, audit.audit(ctx).set_index("id")
+def cipn(tmp_path_factory):
+    # Module-scoped, so the per-test isolation has not run yet: isolate here (no ALE stage outputs).
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PAINMETA_WORK", str(tmp_path_factory.mktemp("work")))
+        ctx = audit.build_context("cipn")
+        return ctx, audit.audit(ctx).set_index("id")
 
 
 def test_precision_rule():
@@ -37,10 +41,77 @@ def test_cipn_statuses(cipn):
     assert t.loc["records_identified", "recomputed"] == 2486
     assert t.loc["population", "status"] == audit.MISMATCH
     assert "multiple myeloma" in t.loc["population", "reason"]
-    for ok in ("studies_included", "ale_participants", "ale_mask_voxels", "ale_fwhm", "ale_max"):
-        assert t.loc[ok, "status"] == audit.MATCH, ok
-    assert t.loc["ale_foci", "status"] == audit.NOT_PUBLIC and t.loc["ale_foci", "recomputed"] == 10
-    assert t.loc["ale_min_p", "status"] == audit.NOT_PUBLIC
+    # Recomputed from independent sources (the primary abstracts' sample sizes).
+    assert t.loc["ale_participants", "status"] == audit.MATCH
+    # Equal only because copied or a constant or a formula of copied inputs: never counted as a match.
+    for copied in ("studies_included", "studies_meta", "ale_mask_voxels", "ale_fwhm", "ale_iters_increase",
+                   "ale_iters_decrease"):
+        assert t.loc[copied, "status"] == audit.BY_CONSTRUCTION, copied
+    # Ten Table 3 peaks and Boland's two group peaks (secondary extraction) are public; the review used 11 foci.
+    assert t.loc["ale_foci", "status"] == audit.NOT_REPRODUCIBLE and t.loc["ale_foci", "recomputed"] == 12
+    assert "2 secondary" in t.loc["ale_foci", "reason"]
+    assert t.loc["ale_min_p", "status"] == audit.NOT_REPRODUCIBLE
+    # No ALE stage output in this isolated run: ALE values are not compared, never taken from a formula.
+    assert t.loc["ale_max", "status"] == audit.NOT_COMPARED and pd.isna(t.loc["ale_max", "recomputed"])
+    assert set(audit.STATUSES) == {"match", "consistent by construction", "mismatch", "not reproducible",
+                                   "not compared"}
+
+
+def _fake_ale(ctx, tmp_path, summaries: dict, ran: dict):
+    """Give the audit context ALE stage outputs with the given summary numbers."""
+    from painmeta.reproduction import ModelOutput
+
+    ctx.ale_models = pd.DataFrame({"model": list(ran), "status": ["run" if r else "skipped" for r in ran.values()],
+                                   "reason": ["" if r else "1 usable experiment" for r in ran.values()]})
+    ctx.ale = {m: ModelOutput(m, tmp_path / m, s) for m, s in summaries.items()}
+    return ctx
+
+
+def test_ale_values_come_from_the_ale_stage(tmp_path):
+    ctx = audit.build_context("cipn")
+    item = {"id": "x", "what": "max", "value": 0.0084, "where": "3.3", "kind": "ale_summary", "models": "all",
+            "key": "ale_max", "sig": 2}
+    # A dataset whose real ALE maximum is 0.034: the old kernel-peak rule called 0.0084 a match here.
+    _fake_ale(ctx, tmp_path, {"a": {"ale_max": 0.034}}, {"a": True, "b": False})
+    row = audit._audit_item(item, ctx)
+    assert row["recomputed"] == pytest.approx(0.034) and row["status"] == audit.NOT_COMPARED
+    assert "did not run (the ALE stage says why): b" in row["reason"]
+    _fake_ale(ctx, tmp_path, {"a": {"ale_max": 0.034}, "b": {"ale_max": 0.0085}}, {"a": True, "b": True})
+    assert audit._audit_item(item, ctx)["status"] == audit.MISMATCH
+    _fake_ale(ctx, tmp_path, {"a": {"ale_max": 0.00838}}, {"a": True})
+    assert audit._audit_item(item, ctx)["status"] == audit.MATCH
+    partial = dict(item, partial_inputs="only one study is public")
+    row = audit._audit_item(partial, ctx)
+    assert row["status"] == audit.NOT_REPRODUCIBLE and "only one study" in row["reason"]
+
+
+def test_headline_counts_only_matches():
+    t = pd.DataFrame({"status": [audit.MATCH, audit.BY_CONSTRUCTION, audit.BY_CONSTRUCTION, audit.MISMATCH]})
+    text = audit.headline(t)
+    assert text.startswith("**1 of 4**") and "2 consistent by construction" in text
+
+
+def test_audit_runs_for_a_dataset_without_reported_yaml(capsys):
+    from argparse import Namespace
+
+    assert audit._cmd_audit(Namespace(dataset="nidm_pain")) == 0
+    assert capsys.readouterr().out.strip() == "nidm_pain: no reported.yaml, so there is nothing to audit"
+
+
+def test_reported_yaml_cluster_tables_and_maps_are_validated(tmp_path, fixtures):
+    folder = _mini_with_reported(tmp_path, fixtures, [])
+    (folder / "reported.yaml").write_text(yaml.safe_dump({
+        "paper": "x",
+        "cluster_tables": [{"id": "t", "what": "w", "where": "T2", "model": "m",
+                            "clusters": [{"volume_mm3": -5, "peak": [1, 2]}]}],
+        "maps": [{"id": "m", "what": "w", "model": "m", "file": "../escape.nii.gz"}],
+    }))
+    with pytest.raises(InputError) as info:
+        audit.load_reported_all(folder / "reported.yaml")
+    msg = str(info.value)
+    assert "cluster table 1 ('t'), cluster 1: 'peak' must be [x, y, z]" in msg
+    assert "'volume_mm3' must be a positive number" in msg
+    assert "map 1: 'file' must be a path inside the dataset folder" in msg
 
 
 def test_engine_reproduces_review_where_inputs_are_known(cipn):
@@ -77,10 +148,10 @@ def test_statuses_on_fixture(tmp_path, fixtures):
         {"id": "studies_meta", "what": "meta", "value": 3, "where": "x", "kind": "studies"},
     ])
     t = audit.audit(audit.build_context(str(folder))).set_index("id")
-    assert t.loc["studies_included", "status"] == audit.MATCH
+    assert t.loc["studies_included", "status"] == audit.BY_CONSTRUCTION
     assert t.loc["population", "status"] == audit.MISMATCH
-    assert t.loc["ale_mask_voxels", "status"] == audit.MATCH
-    assert t.loc["ale_min_p", "status"] == audit.NOT_PUBLIC
+    assert t.loc["ale_mask_voxels", "status"] == audit.BY_CONSTRUCTION
+    assert t.loc["ale_min_p", "status"] == audit.NOT_REPRODUCIBLE
     assert t.loc["studies_meta", "status"] == audit.MISMATCH and t.loc["studies_meta", "recomputed"] == 2
 
 

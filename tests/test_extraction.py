@@ -103,9 +103,10 @@ def test_unverified_experiments_respect_config():
 
 def test_cipn_public_facts():
     ext, _, _ = extraction.extract("cipn")
-    # 10 public peaks (Boland Table 3), all unverified contrast assignment; the fifth study is unidentified.
-    assert len(ext.foci) == 10
-    assert set(ext.foci["evidence"]) == {"unverified"}
+    # 10 public peaks of Boland's Table 3 (contrast assignment unverified) and Boland's two group peaks from
+    # Xu 2021's data (secondary extraction); the fifth study is unidentified.
+    assert len(ext.foci) == 12
+    assert ext.foci["evidence"].value_counts().to_dict() == {"unverified": 10, "secondary": 2}
     studies = ext.studies.set_index("study_id")
     assert not bool(studies.loc["Unidentified_ref20", "identified"])
     assert studies.loc["Boland2014", "cancer_type"] == "multiple myeloma"

@@ -15,7 +15,7 @@ from painmeta.report import build_index
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-DATASETS = ["cipn", "cancer_pain", "nidm_pain"]
+DATASETS = ["cipn", "cancer_pain", "nidm_pain", "enge2021_semantic", "xu2021_chronic_pain"]
 EXTERNAL = re.compile(r"""<(script|link|img)[^>]+(src|href)=["']https?://""", re.I)
 
 

@@ -1,29 +1,40 @@
-"""Reproduction audit: every number the review reports beside what the data allow us to recompute.
+"""Reproduction audit: every number a paper reports beside what the data allow us to recompute.
 
-``data/raw/<dataset>/reported.yaml`` lists the review's numbers, each with a
-``kind`` that says how to recompute it. :func:`audit` returns one row per
-number with
+``data/raw/<dataset>/reported.yaml`` (optional; format in docs/TABLES.md) holds a paper's numbers:
+``items`` (scalars, ranges, proportions, each with a ``kind`` that says how to recompute it),
+``cluster_tables`` (published ALE cluster tables, compared cluster by cluster with this pipeline's
+clusters of the same model: :mod:`painmeta.reproduction`) and ``maps`` (published unthresholded maps,
+compared voxel by voxel). :func:`audit` returns one row per item with
 
-- ``recomputed``: the value computed here from ``data/raw`` by code in ``src``;
-- ``status``: ``match``, ``mismatch`` or ``not reproducible (inputs not public)``;
+- ``recomputed``: the value computed here from ``data/raw`` by code in ``src`` (ALE values come from the
+  ALE stage's outputs, ``outputs/<dataset>/ale/<model>/summary.json``, never from a formula);
+- ``status``, one of :data:`STATUSES`:
+
+  * ``match``: recomputed from the data and equal at the printed precision;
+  * ``consistent by construction``: equal, but only because the value was copied into the config or the
+    tables (a setting, a count of rows we entered from the paper's own list), is a software constant, or
+    follows from a formula of copied inputs. It shows the transcription is right, not that a result
+    reproduces, and the headline never counts it as a match;
+  * ``mismatch``: recomputed and different;
+  * ``not reproducible``: the inputs needed are not public (the reason says which);
+  * ``not compared``: the audit lists it but does not judge it (below a stated size floor, or the
+    analysis has not run here);
 - ``reason``: one line saying why;
-- ``engine_check``: for proportions and heterogeneity, the same engine run on
-  the counts the review's numbers imply (``review_implied_counts.csv``), which
-  shows whether our statistics reproduce the review's where its inputs are known.
+- ``engine_check``: for proportions and heterogeneity, the same engine run on the counts the review's
+  numbers imply (``review_implied_counts.csv``), which shows whether our statistics reproduce the
+  review's where its inputs are known.
 
-:func:`inconsistencies` lists the review's internal contradictions, each
-computed from the data rather than asserted.
+:func:`inconsistencies` lists the review's internal contradictions, each computed from the data.
 
-Reported values are compared at the precision they are printed with (two
-decimals for proportions, four for p-values, two significant digits for the
-ALE maximum), because that is all the review gives.
+Reported values are compared at the precision they are printed with (two decimals for proportions, four
+for p-values, two significant digits for ALE values), because that is all a paper gives.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,21 +45,75 @@ import yaml
 from painmeta.errors import InputError
 
 MATCH = "match"
+BY_CONSTRUCTION = "consistent by construction"
 MISMATCH = "mismatch"
-NOT_PUBLIC = "not reproducible (inputs not public)"
-STATUSES = (MATCH, MISMATCH, NOT_PUBLIC)
+NOT_REPRODUCIBLE = "not reproducible"
+NOT_COMPARED = "not compared"
+#: Every status, in display order. Only ``match`` counts as reproduced.
+STATUSES = (MATCH, BY_CONSTRUCTION, MISMATCH, NOT_REPRODUCIBLE, NOT_COMPARED)
+#: Kept for callers of the old name; the reason says that the inputs are not public.
+NOT_PUBLIC = NOT_REPRODUCIBLE
 
 _KINDS = {
-    "prisma", "studies", "population", "ale_public", "ale_participants", "ale_mask", "ale_fwhm", "ale_max",
-    "ale_inputs_needed", "config", "proportion", "heterogeneity",
+    "prisma", "studies", "population", "ale_public", "ale_participants", "ale_mask", "ale_fwhm",
+    "ale_summary", "not_public", "ale_inputs_needed", "config", "proportion", "heterogeneity",
 }
+#: summary.json keys an ``ale_summary`` item may name.
+SUMMARY_KEYS = {
+    "n_experiments", "n_foci", "n_subjects", "fwhm_min_mm", "fwhm_max_mm", "ale_min", "ale_max", "p_min",
+    "z_max", "cluster_forming_ale", "cluster_size_threshold_vox", "cluster_size_threshold_mm3",
+    "n_clusters_supra", "n_clusters_significant",
+}
+_MAX_KEYS = {"ale_max", "z_max", "n_clusters_significant", "n_clusters_supra", "fwhm_max_mm"}
 
 
 # --------------------------------------------------------------------------- loading
 
 
+def _read_yaml(path: Path) -> Any:
+    try:  # the project's bounded reader (no aliases, duplicate keys refused) when present
+        from painmeta.yamlio import load_yaml  # type: ignore[import-not-found]
+
+        return load_yaml(path).data
+    except ImportError:
+        try:
+            return yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not valid YAML ({exc})") from exc
+
+
+def _check_cluster_table(where: str, table: Any, problems: list[str]) -> None:
+    if not isinstance(table, dict):
+        problems.append(f"{where}: must be a mapping with id, what, where, model, clusters")
+        return
+    for key in ("id", "what", "where", "model", "clusters"):
+        if key not in table:
+            problems.append(f"{where}: key '{key}' is missing")
+    clusters = table.get("clusters")
+    if not isinstance(clusters, list) or not clusters:
+        problems.append(f"{where}: 'clusters' must be a non-empty list")
+        return
+    for j, c in enumerate(clusters, 1):
+        cw = f"{where}, cluster {j}"
+        if not isinstance(c, dict):
+            problems.append(f"{cw}: must be a mapping with cluster, volume_mm3, peak")
+            continue
+        for key in ("volume_mm3", "peak"):
+            if key not in c:
+                problems.append(f"{cw}: key '{key}' is missing")
+        peak = c.get("peak")
+        if "peak" in c and not (isinstance(peak, list) and len(peak) == 3
+                                and all(isinstance(v, (int, float)) and abs(v) <= 150 for v in peak)):
+            problems.append(f"{cw}: 'peak' must be [x, y, z] in MNI mm (|value| <= 150)")
+        vol = c.get("volume_mm3")
+        if "volume_mm3" in c and not (isinstance(vol, (int, float)) and vol > 0):
+            problems.append(f"{cw}: 'volume_mm3' must be a positive number")
+
+
 def load_reported(path: Path | str) -> list[dict[str, Any]]:
-    """Load and validate ``reported.yaml``.
+    """Load and validate ``reported.yaml``; return its scalar ``items``.
+
+    Use :func:`load_reported_all` for the cluster tables and maps as well.
 
     Parameters
     ----------
@@ -57,24 +122,49 @@ def load_reported(path: Path | str) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        The ``items``.
+        The ``items`` (may be empty when the file holds only cluster tables).
 
     Raises
     ------
     InputError
         Naming the item (by position and id) and the key that is wrong.
     """
+    return load_reported_all(path)["items"]
+
+
+def load_reported_all(path: Path | str) -> dict[str, Any]:
+    """Load and validate every part of ``reported.yaml``.
+
+    Returns
+    -------
+    dict
+        ``paper`` (str), ``items``, ``cluster_tables``, ``maps`` (lists, possibly empty).
+
+    Raises
+    ------
+    InputError
+        One line per problem, naming the part, the entry (position and id) and the key.
+    """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: not found; the audit needs the review's reported numbers")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({exc})") from exc
-    items = data.get("items")
-    if not isinstance(items, list) or not items:
-        raise InputError(f"{path}: needs a non-empty list under 'items'")
-    problems, seen = [], set()
+        raise InputError(f"{path}: not found; the audit needs the paper's reported numbers")
+    data = _read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: must be a mapping with 'items', 'cluster_tables' and/or 'maps'")
+    unknown = set(data) - {"paper", "review", "items", "cluster_tables", "maps"}
+    problems: list[str] = [f"{path}: unknown top-level key '{k}' (use paper, items, cluster_tables, maps)"
+                           for k in sorted(map(str, unknown))]
+    items = data.get("items") or []
+    tables = data.get("cluster_tables") or []
+    maps = data.get("maps") or []
+    for key, value in (("items", items), ("cluster_tables", tables), ("maps", maps)):
+        if not isinstance(value, list):
+            problems.append(f"{path}: '{key}' must be a list")
+    if problems:
+        raise InputError("\n".join(problems))
+    if not (items or tables or maps):
+        raise InputError(f"{path}: needs at least one entry under 'items', 'cluster_tables' or 'maps'")
+    seen: set = set()
     for i, item in enumerate(items, 1):
         where = f"{path}, item {i}"
         if not isinstance(item, dict):
@@ -84,16 +174,48 @@ def load_reported(path: Path | str) -> list[dict[str, Any]]:
         for key in ("id", "what", "value", "where", "kind"):
             if key not in item:
                 problems.append(f"{where}: key '{key}' is missing")
-        if item.get("kind") not in _KINDS:
-            problems.append(f"{where}: kind '{item.get('kind')}' is not one of {sorted(_KINDS)}")
+        kind = item.get("kind")
+        if kind not in _KINDS:
+            problems.append(f"{where}: kind '{kind}' is not one of {sorted(_KINDS)}")
         if item.get("id") in seen:
             problems.append(f"{where}: id is used twice; ids must be unique")
         seen.add(item.get("id"))
-        if item.get("kind") == "proportion" and not ({"network", "subgroup"} & set(item)):
+        if kind == "proportion" and not ({"network", "subgroup"} & set(item)):
             problems.append(f"{where}: a proportion needs 'network' or 'subgroup'")
+        if kind == "ale_summary":
+            if item.get("key") not in SUMMARY_KEYS:
+                problems.append(f"{where}: an ale_summary needs 'key', one of {sorted(SUMMARY_KEYS)}")
+            if not ({"model", "models"} & set(item)):
+                problems.append(f"{where}: an ale_summary needs 'model' (one) or 'models' (a list, or 'all')")
+        if kind == "config" and not isinstance(item.get("key"), str):
+            problems.append(f"{where}: a config item needs 'key', the dotted path in dataset.yaml "
+                            "(e.g. ale.models.all.n_iters)")
+    for i, table in enumerate(tables, 1):
+        where = f"{path}, cluster table {i}" + (f" ('{table.get('id')}')" if isinstance(table, dict) else "")
+        _check_cluster_table(where, table, problems)
+        if isinstance(table, dict):
+            if table.get("id") in seen:
+                problems.append(f"{where}: id is used twice; ids must be unique")
+            seen.add(table.get("id"))
+    for i, m in enumerate(maps, 1):
+        where = f"{path}, map {i}"
+        if not isinstance(m, dict):
+            problems.append(f"{where}: must be a mapping with id, what, model, file")
+            continue
+        for key in ("id", "what", "model", "file"):
+            if key not in m:
+                problems.append(f"{where}: key '{key}' is missing")
+        if m.get("emulate") not in (None, "nimare_0.0.9"):
+            problems.append(f"{where}: 'emulate' must be nimare_0.0.9 (the only software emulation known)")
+        f = str(m.get("file", ""))
+        if f.startswith("/") or ".." in Path(f).parts:
+            problems.append(f"{where}: 'file' must be a path inside the dataset folder")
+        elif "file" in m and not (path.parent / f).is_file():
+            problems.append(f"{where}: file '{f}' not found in {path.parent}")
     if problems:
         raise InputError("\n".join(problems))
-    return items
+    return {"paper": str(data.get("paper") or data.get("review") or ""), "items": items,
+            "cluster_tables": tables, "maps": maps}
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -143,10 +265,18 @@ class AuditContext:
     analyses: dict
     implied: pd.DataFrame | None
     prisma_checks: pd.DataFrame | None
+    ale: dict = field(default_factory=dict)
+    ale_models: pd.DataFrame | None = None
+
+    def ale_dir(self) -> Path:
+        """``outputs/<dataset>/ale`` (the ALE stage's outputs)."""
+        return self.paths.outputs / "ale"
 
 
 def build_context(dataset: str, overrides: dict | None = None) -> AuditContext:
     """Recompute the inputs of the audit: extraction, ROI matrices, proportions, PRISMA checks.
+
+    ALE values are read from the ALE stage's outputs (``outputs/<dataset>/ale/``): run that stage first.
 
     Parameters
     ----------
@@ -169,7 +299,13 @@ def build_context(dataset: str, overrides: dict | None = None) -> AuditContext:
         from painmeta import prisma
 
         checks = prisma.check_arithmetic(prisma.load_prisma(paths.raw / "prisma.yaml"))
-    return AuditContext(config, paths, ext, result, analyses, implied, checks)
+    from painmeta.reproduction import load_ale_outputs
+
+    ale_dir = paths.outputs / "ale"
+    models_csv = ale_dir / "models.csv"
+    return AuditContext(config, paths, ext, result, analyses, implied, checks,
+                        ale=load_ale_outputs(ale_dir),
+                        ale_models=pd.read_csv(models_csv) if models_csv.is_file() else None)
 
 
 def _implied_result(ctx: AuditContext, level: str, subgroup: str):
@@ -232,28 +368,32 @@ def _row(item: dict, recomputed: Any, status: str, reason: str, engine: str = ""
 
 def _audit_item(item: dict, ctx: AuditContext) -> dict[str, Any]:  # noqa: C901 - one branch per kind
     kind, value, iid = item["kind"], item["value"], item["id"]
-    ext, config = ctx.ext, ctx.config
+    ext = ctx.ext
 
     if kind == "prisma":
         if iid == "records_identified" and ctx.prisma_checks is not None:
             chk = ctx.prisma_checks.set_index("check").loc["records_identified"]
             observed = int(chk["observed"])
-            status = MATCH if observed == value else MISMATCH
+            # The sum of the review's own per-database counts: arithmetic on transcribed numbers.
+            status = BY_CONSTRUCTION if observed == value else MISMATCH
             return _row(item, observed, status,
                         "sum of the review's own per-database counts (1150 + 1312 + 24)" if status == MISMATCH
-                        else "sum of the per-database counts")
-        return _row(item, None, NOT_PUBLIC,
-                    "database exports and screening records are not public; the search cannot be re-counted")
+                        else "sum of the review's own per-database counts (arithmetic on transcribed numbers)")
+        return _row(item, None, NOT_REPRODUCIBLE,
+                    "inputs not public: database exports and screening records; the search cannot be re-counted")
 
     if kind == "studies":
+        # studies.csv lists the studies the review names, and `syntheses` codes what its text says each
+        # entered: counting them re-reads our transcription of the review, not independent data.
         if iid == "studies_included":
             n = len(ext.studies)
-            return _row(item, n, MATCH if n == value else MISMATCH,
-                        f"rows of studies.csv ({int((~ext.studies['identified']).sum())} unidentified)")
+            return _row(item, n, BY_CONSTRUCTION if n == value else MISMATCH,
+                        f"rows of studies.csv, entered from the review's own list "
+                        f"({int((~ext.studies['identified']).sum())} unidentified)")
         quant = ext.studies["syntheses"].str.contains("roi|ale", na=False)
         n = int(quant.sum())
-        return _row(item, n, MATCH if n == value else MISMATCH,
-                    "studies entering a quantitative synthesis (ROI or ALE): "
+        return _row(item, n, BY_CONSTRUCTION if n == value else MISMATCH,
+                    "studies coded (from the review's text) as entering ROI or ALE: "
                     + ", ".join(ext.studies.loc[quant, "study_id"]))
 
     if kind == "population":
@@ -262,8 +402,9 @@ def _audit_item(item: dict, ctx: AuditContext) -> dict[str, Any]:  # noqa: C901 
         ok = found == [value]
         others = identified.loc[identified["cancer_type"] != value, ["study_id", "cancer_type"]]
         return _row(item, "; ".join(found), MATCH if ok else MISMATCH,
-                    "all identified studies" if ok else
-                    "not all: " + ", ".join(f"{r.study_id} ({r.cancer_type})" for r in others.itertuples()))
+                    "all identified studies, from their own abstracts" if ok else
+                    "not all (primary abstracts): "
+                    + ", ".join(f"{r.study_id} ({r.cancer_type})" for r in others.itertuples()))
 
     if kind == "ale_public":
         in_ale = ext.experiments[ext.experiments["in_ale"]]
@@ -272,11 +413,11 @@ def _audit_item(item: dict, ctx: AuditContext) -> dict[str, Any]:  # noqa: C901 
             what = f"{got} stud(ies) with public coordinates ({', '.join(sorted(set(in_ale['study_id'])))})"
         else:
             got = int(ext.foci["experiment_id"].isin(in_ale["experiment_id"]).sum())
-            unverified = int((ext.foci["evidence"] == "unverified").sum())
-            what = f"{got} public foci, {unverified} with unverified contrast assignment"
-        status = MATCH if got == value else NOT_PUBLIC
+            by_ev = ext.foci.loc[ext.foci["experiment_id"].isin(in_ale["experiment_id"]), "evidence"].value_counts()
+            what = f"{got} public foci (" + ", ".join(f"{n} {k}" for k, n in by_ev.items()) + ")"
+        status = MATCH if got == value else NOT_REPRODUCIBLE
         return _row(item, got, status, what + ("" if status == MATCH else
-                                               "; the other studies' coordinates are not public"))
+                                               "; inputs not public: the other studies' coordinates"))
 
     if kind == "ale_participants":
         ale = _ale_studies(ctx)
@@ -284,53 +425,119 @@ def _audit_item(item: dict, ctx: AuditContext) -> dict[str, Any]:  # noqa: C901 
         parts = [(s, int(n_ale.get(s))) for s in ale["study_id"] if pd.notna(n_ale.get(s))]
         total = sum(n for _, n in parts)
         return _row(item, total, MATCH if total == value else MISMATCH,
-                    "patients entering ALE: " + " + ".join(f"{s} {n}" for s, n in parts))
+                    "patients entering ALE, from the primary studies' abstracts: "
+                    + " + ".join(f"{s} {n}" for s, n in parts))
 
     if kind == "ale_mask":
         from painmeta.coords import brain_mask
 
         mask, _ = brain_mask()
         n = int(mask.sum())
-        return _row(item, n, MATCH if n == value else MISMATCH, "NiMARE's MNI152 2 mm mask (shipped in the wheel)")
+        return _row(item, n, BY_CONSTRUCTION if n == value else MISMATCH,
+                    "a software constant: NiMARE's MNI152 2 mm mask (shipped in the wheel), not a result")
 
     if kind == "ale_fwhm":
         from painmeta.ale.kernel import fwhm_from_sample_size
 
         ale = _ale_studies(ctx)
         n_ale = ext.experiments[ext.experiments["study_id"].isin(ale["study_id"])]["n_ale"].dropna().astype(int)
+        if n_ale.empty:
+            return _row(item, None, NOT_REPRODUCIBLE, "inputs not public: no sample size of an ALE study")
         fwhms = sorted(fwhm_from_sample_size(n) for n in set(n_ale))
         lo, hi = round(fwhms[0], 2), round(fwhms[-1], 2)
-        # The review's range is that of the experiments it used; ours spans every ALE study's n.
         ok = same_at_precision(value[0], lo) and same_at_precision(value[1], hi)
         by_n = ", ".join(f"n={n}: {fwhm_from_sample_size(n):.2f} mm" for n in sorted(set(n_ale)))
         if not ok:
             # The review's endpoints may come from a subset of sample sizes: check they are kernel values.
             ends = {round(fwhm_from_sample_size(n), 2) for n in set(n_ale)}
             ok = value[0] in ends and value[1] in ends
-        return _row(item, f"{lo}–{hi}", MATCH if ok else MISMATCH, f"Eickhoff 2009 kernel ({by_n})")
+        return _row(item, f"{lo}–{hi}", BY_CONSTRUCTION if ok else MISMATCH,
+                    f"a formula of the sample sizes (Eickhoff 2009 kernel: {by_n}); it checks which n the review "
+                    "used, not a result of the data")
 
-    if kind == "ale_max":
-        from painmeta.ale.kernel import ale_kernel
+    if kind == "ale_summary":
+        return _audit_ale_summary(item, ctx)
 
-        peak = ale_kernel(sample_size=20).peak
-        return _row(item, round(peak, 6), MATCH if _same_sig(value, peak) else MISMATCH,
-                    "peak MA of one isolated focus with the n = 20 kernel: no two experiments overlapped")
-
-    if kind == "ale_inputs_needed":
-        return _row(item, None, NOT_PUBLIC,
-                    "depends on the review's 11 foci and their contrasts; only Boland's 10 peaks are public, "
-                    "with unverified contrast assignment")
+    if kind in ("not_public", "ale_inputs_needed"):
+        return _row(item, None, NOT_REPRODUCIBLE, "inputs not public: " + str(
+            item.get("needs") or "the value depends on inputs the paper does not publish"))
 
     if kind == "config":
-        model = {"ale_iters_increase": "increase", "ale_iters_decrease": "decrease"}.get(iid)
-        got = config.ale.models[model].n_iters if model in config.ale.models else None
-        return _row(item, got, MATCH if got == value else MISMATCH,
-                    "dataset.yaml transcribes the review's setting (a parameter, not a result)")
+        got = _config_value(ctx.config, item["key"])
+        same = got == value or (isinstance(got, float) and isinstance(value, (int, float))
+                                and math.isclose(got, value))
+        return _row(item, got, BY_CONSTRUCTION if same else MISMATCH,
+                    f"dataset.yaml '{item['key']}' transcribes the paper's setting (a parameter, not a result)")
 
     if kind in ("proportion", "heterogeneity"):
         return _audit_pooled(item, ctx)
 
     raise InputError(f"reported.yaml item '{iid}': unknown kind {kind}")  # pragma: no cover (validated)
+
+
+def _config_value(config: Any, dotted: str) -> Any:
+    """Value at a dotted path of the validated config (``ale.models.all.n_iters``); None if absent."""
+    obj: Any = config
+    for part in dotted.split("."):
+        if isinstance(obj, dict):
+            obj = obj.get(part)
+        else:
+            obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _model_status_reason(ctx: AuditContext, model: str) -> str:
+    """Why a model has no outputs: skipped (with the ALE stage's reason) or the stage has not run."""
+    if ctx.ale_models is None:
+        return "the ALE stage has not run (make ale)"
+    row = ctx.ale_models[ctx.ale_models["model"] == model]
+    if row.empty:
+        return f"model '{model}' is not configured"
+    reason = row.iloc[0].get("reason")
+    return f"model '{model}' was {row.iloc[0]['status']}" + (f": {reason}" if isinstance(reason, str) and reason
+                                                              else "")
+
+
+def _audit_ale_summary(item: dict, ctx: AuditContext) -> dict[str, Any]:
+    """A number from the ALE stage's summary.json of one model (or the extreme over several)."""
+    key, value = item["key"], item["value"]
+    names = item.get("models", [item.get("model")])
+    if names == "all":
+        names = list(ctx.ale_models["model"]) if ctx.ale_models is not None else []
+    have = {n: ctx.ale[n].summary[key] for n in names if n in ctx.ale and ctx.ale[n].summary.get(key) is not None}
+    missing = [n for n in names if n not in have]
+    if not have:
+        why = "; ".join(_model_status_reason(ctx, n) for n in names) or "no ALE model is configured"
+        if item.get("partial_inputs") and ctx.ale_models is not None:
+            return _row(item, None, NOT_REPRODUCIBLE, f"inputs not public: {item['partial_inputs']}; {why}")
+        return _row(item, None, NOT_COMPARED, why)
+    pick = max if key in _MAX_KEYS else min
+    model = pick(have, key=have.get) if len(have) > 1 else next(iter(have))
+    got = have[model]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"reported.yaml item '{item['id']}': an ale_summary value must be a number")
+    if isinstance(value, int) and float(got) == int(got):
+        ok, shown = int(got) == value, int(got)
+    elif "decimals" in item:
+        ok, shown = same_at_precision(value, float(got), int(item["decimals"])), float(got)
+    else:
+        ok, shown = _same_sig(value, float(got), int(item.get("sig", 2))), float(got)
+    where = f"model '{model}'" + (f" (largest of {', '.join(have)})" if len(have) > 1 else "")
+    reason = f"{key} from the ALE stage's outputs, {where}"
+    if missing:
+        reason += "; models that did not run (the ALE stage says why): " + ", ".join(missing)
+    if item.get("note"):
+        reason += f"; {item['note']}"
+    if item.get("partial_inputs"):
+        # Our models run on a subset of the paper's inputs: a value is shown, never judged.
+        return _row(item, shown, NOT_REPRODUCIBLE,
+                    f"inputs not public: {item['partial_inputs']}; here {reason} ("
+                    f"{'equal' if ok else 'different'} at the printed precision, from different inputs)")
+    if not ok and len(have) < len(names):
+        return _row(item, shown, NOT_COMPARED, reason + " (the models that did not run could change it)")
+    return _row(item, shown, MATCH if ok else MISMATCH, reason)
 
 
 def _het_value(res: Any, item_id: str) -> float | None:
@@ -377,8 +584,8 @@ def _audit_pooled(item: dict, ctx: AuditContext) -> dict[str, Any]:
     if public_ok:
         status, reason = MATCH, "recomputed from the public findings"
     else:
-        status = NOT_PUBLIC
-        reason = ("the review's ROI matrices are not public; ours from public findings give "
+        status = NOT_REPRODUCIBLE
+        reason = ("inputs not public: the review's ROI matrices; ours from public findings give "
                   + (f"{got:.{decimals}f}" if got is not None else "nothing"))
     # 2) The engine on the counts the review's numbers imply.
     engine = ""
@@ -423,8 +630,16 @@ def _audit_pooled(item: dict, ctx: AuditContext) -> dict[str, Any]:
     return _row(item, None if got is None else round(got, 4), status, reason, engine)
 
 
+AUDIT_COLUMNS = ["id", "what", "where", "reported", "recomputed", "status", "reason", "engine_check"]
+
+
+def has_reported(ctx: AuditContext) -> bool:
+    """Whether the dataset carries a ``reported.yaml`` (without one there is nothing to audit)."""
+    return (ctx.paths.raw / "reported.yaml").is_file()
+
+
 def audit(ctx: AuditContext) -> pd.DataFrame:
-    """Audit every reported number of a dataset.
+    """Audit every reported scalar of a dataset (``items`` of ``reported.yaml``).
 
     Parameters
     ----------
@@ -434,10 +649,105 @@ def audit(ctx: AuditContext) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``id, what, where, reported, recomputed, status, reason, engine_check``.
+        Columns ``id, what, where, reported, recomputed, status, reason, engine_check`` (no rows when the
+        file holds only cluster tables or maps).
     """
     items = load_reported(ctx.paths.raw / "reported.yaml")
-    return pd.DataFrame([_audit_item(item, ctx) for item in items])
+    rows = [_audit_item(item, ctx) for item in items]
+    for r in rows:  # whole numbers stay whole (a count is not 50.0); the column mixes numbers and text
+        v = r["recomputed"]
+        if isinstance(v, float) and math.isfinite(v) and v == int(v) and abs(v) < 1e15 and "." not in str(
+                r["reported"]):
+            r["recomputed"] = int(v)
+    return pd.DataFrame(rows, columns=AUDIT_COLUMNS, dtype=object)
+
+
+def cluster_comparison(ctx: AuditContext) -> pd.DataFrame:
+    """Every published cluster table beside this pipeline's clusters (:func:`painmeta.reproduction.match_clusters`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per published cluster (and per unmatched cluster of ours), with its table's id; empty
+        when ``reported.yaml`` has no cluster tables.
+    """
+    from painmeta.reproduction import CLUSTER_MATCH_COLUMNS, match_clusters
+
+    from painmeta.reproduction import ContrastOutput
+
+    tables = load_reported_all(ctx.paths.raw / "reported.yaml")["cluster_tables"]
+    parts = []
+    for t in tables:
+        output = ctx.ale.get(t["model"])
+        folder = ctx.ale_dir() / str(t["model"])
+        if str(t["model"]).startswith("contrast-") and (folder / "clusters.csv").is_file():
+            output = ContrastOutput(t["model"], folder, t.get("direction"))
+        parts.append(match_clusters(t, output))
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CLUSTER_MATCH_COLUMNS)
+
+
+def map_comparisons(ctx: AuditContext) -> list[dict[str, Any]]:
+    """Published unthresholded maps against ours, voxel by voxel (:func:`painmeta.reproduction.compare_maps`).
+
+    Returns
+    -------
+    list of dict
+        Per ``maps`` entry: its ``id``, ``what``, ``model``, ``file`` and either ``stats`` (the comparison) with
+        ``ours``/``published`` images, or ``reason`` when our model has no map.
+    """
+    import nibabel as nib
+
+    from painmeta.coords import brain_mask
+    from painmeta.reproduction import compare_maps
+
+    out = []
+    for m in load_reported_all(ctx.paths.raw / "reported.yaml")["maps"]:
+        entry = dict(m)
+        ours = ctx.ale.get(m["model"])
+        img = ours.image("ale") if ours is not None else None
+        if img is None:
+            entry["reason"] = _model_status_reason(ctx, m["model"])
+            out.append(entry)
+            continue
+        pub = nib.load(ctx.paths.raw / m["file"])
+        mask, affine = brain_mask()
+        canon = nib.as_closest_canonical(img)
+        if mask.shape == canon.shape[:3] and nib.affines.voxel_sizes(affine).tolist() == [2.0, 2.0, 2.0]:
+            entry["stats"] = compare_maps(img, pub, mask.astype(bool))
+        else:  # pragma: no cover - the project's maps are on the mask grid
+            entry["stats"] = compare_maps(img, pub)
+        entry["ours"], entry["published"] = img, pub
+        if m.get("emulate") == "nimare_0.0.9":
+            # Same engine, foci placed as NiMARE 0.0.9 placed them: if this matches the published map, the
+            # difference above is the focus placement, not the method.
+            from painmeta.ale.models import build_models
+            from painmeta.reproduction import nimare009_placement, observed_ale_image
+
+            model = {b.name: b for b in build_models(ctx.ext.experiments, ctx.ext.foci, ctx.config.ale)}[m["model"]]
+            emulated = observed_ale_image(nimare009_placement(model.foci), model.sample_sizes)
+            entry["emulated_stats"] = compare_maps(emulated, pub, mask.astype(bool))
+        out.append(entry)
+    return out
+
+
+def headline(table: pd.DataFrame, clusters: pd.DataFrame | None = None) -> str:
+    """One sentence: how many reported numbers (and published clusters) are recomputed and matching.
+
+    Only ``match`` counts; the other statuses are listed after it.
+    """
+    parts = []
+    for what, t in (("reported numbers", table), ("published clusters", clusters)):
+        if t is None or not len(t):
+            continue
+        t = t[t["status"].notna()]
+        if what == "published clusters":
+            t = t[t["published_cluster"].notna()]
+        counts = t["status"].value_counts()
+        rest = ", ".join(f"{int(counts[s])} {s}" for s in STATUSES[1:] if counts.get(s, 0))
+        parts.append(f"**{int(counts.get(MATCH, 0))} of {len(t)}** {what} recomputed here and matching"
+                     + (f" ({rest})" if rest else ""))
+    return "; ".join(parts) + "." if parts else "Nothing to compare."
 
 
 def inconsistencies(ctx: AuditContext) -> pd.DataFrame:
@@ -515,6 +825,9 @@ def status_counts(table: pd.DataFrame) -> pd.DataFrame:
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     ctx = build_context(args.dataset)
+    if not has_reported(ctx):
+        print(f"{ctx.config.name}: no reported.yaml, so there is nothing to audit")
+        return 0
     table = audit(ctx)
     out = ctx.paths.processed
     out.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,9 @@ class ALEModelConfig(_Strict):
 
     contrast_types: list[str] = Field(default_factory=lambda: ["between_group"])
     directions: list[str] | None = None  # None = any direction
+    # Only these experiment ids (None = every experiment that passes the other filters): a subset
+    # such as one Sleuth file of a published analysis, or a sensitivity variant of one experiment.
+    experiments: list[str] | None = None
     n_iters: int = Field(default=1000, ge=1)
     description: str = ""
 

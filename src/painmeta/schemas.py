@@ -28,7 +28,7 @@ DIRECTIONS = (
 )
 MODALITIES = ("task fMRI", "rs-fMRI", "perfusion", "VBM", "DTI", "PET")
 SPACES = ("MNI", "TAL")
-EVIDENCE = ("verified", "inferred", "unverified")
+EVIDENCE = ("verified", "inferred", "unverified", "secondary")  # secondary: read from another analysis's data
 HEMISPHERES = ("left", "right", "midline", "bilateral")
 STAT_TYPES = ("t", "z", "F", "p")
 SYNTHESES = ("narrative", "roi", "ale")

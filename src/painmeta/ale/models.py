@@ -130,7 +130,7 @@ def build_models(experiments: pd.DataFrame, foci: pd.DataFrame, ale_config: Any)
     ale_config : painmeta.config.ALEConfig or mapping
         ``config.ale`` (min_experiments, recommended_experiments,
         include_unverified, models: name -> {contrast_types, directions,
-        n_iters, description}).
+        experiments (optional list of ids), n_iters, description}).
 
     Returns
     -------
@@ -169,6 +169,12 @@ def build_models(experiments: pd.DataFrame, foci: pd.DataFrame, ale_config: Any)
         desc = str(_cfg(mc, "description", "") or "")
         cand = exps[exps["contrast_type"].isin(ctypes)]
         excluded: list[tuple[str, str]] = []
+        only = _cfg(mc, "experiments", None)
+        if only is not None:
+            unknown_ids = sorted(set(only) - set(exps["experiment_id"]))
+            if unknown_ids:
+                raise InputError(f"ALE model '{name}': experiments {unknown_ids} are not in experiments.csv")
+            cand = cand[cand["experiment_id"].isin(list(only))]
         if dirs is not None:
             off = cand[~cand["direction"].isin(list(dirs))]
             excluded += [(e, f"direction '{d}' (model takes {', '.join(dirs)})")

@@ -1,0 +1,188 @@
+"""Published analyses reproduced from public input: Enge 2021, Xu 2021, and Boland's group peaks in cipn.
+
+The agreement is pinned at the tolerances stated in :mod:`painmeta.reproduction` with few Monte Carlo
+iterations: the cluster-forming threshold comes from the analytic null, so supra-threshold clusters (their
+peaks and sizes) do not depend on the Monte Carlo null at all; the iterations only decide which of them are
+called significant. The full settings (1,000 and 10,000 iterations) run in ``make all``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from painmeta import audit, extraction, reproduction
+from painmeta.ale import models
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _model(dataset: str, name: str):
+    ext, config, _ = extraction.extract(dataset)
+    return ext, config, {m.name: m for m in models.build_models(ext.experiments, ext.foci, config.ale)}[name]
+
+
+def _run_and_save(model, folder: Path, n_iters: int, seed: int, alpha: float) -> reproduction.ModelOutput:
+    res = models.run_model(model, "inhouse", seed=seed, voxel_thresh=0.001, cluster_alpha=alpha, n_cores=1,
+                           n_iters=n_iters, contributions=False)
+    res.save(folder)
+    return reproduction.ModelOutput(model.name, folder, json.loads((folder / "summary.json").read_text()))
+
+
+def test_derived_tables_are_in_sync_with_the_committed_sources():
+    # Every table of the two published datasets (and Enge's knowledge list and reported.yaml) is what the
+    # committed script derives from the committed source files.
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build_published_datasets.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("dataset", ["enge2021_semantic", "xu2021_chronic_pain"])
+def test_published_datasets_validate(dataset):
+    assert extraction.validate(ROOT / "data" / "raw" / dataset) == []
+
+
+def test_enge_inputs_match_the_paper():
+    _, _, m = _model("enge2021_semantic", "all")
+    assert (m.n_experiments, m.n_subjects) == (50, 1018)
+    assert m.n_foci == 686  # 687 entered, one twice (lee2011vis), kept once and noted
+    _, _, k = _model("enge2021_semantic", "knowledge")
+    assert (k.n_experiments, k.n_foci) == (21, 262)
+
+
+def test_enge_clusters_match_the_published_table(tmp_path):
+    """Every published cluster >= 200 mm³ is one of ours: same region, size within 25 %."""
+    _, config, model = _model("enge2021_semantic", "all")
+    # alpha 0.05 with 100 iterations lists the same supra-threshold clusters the paper's p < 0.01 does
+    # (their Monte Carlo size p is 0.001-0.002 at 1,000 iterations; the next one is 0.26).
+    out = _run_and_save(model, tmp_path / "all", n_iters=100, seed=config.ale.seed, alpha=0.05)
+    table = audit.load_reported_all(ROOT / "data/raw/enge2021_semantic/reported.yaml")["cluster_tables"][0]
+    cmp = reproduction.match_clusters(table, out)
+    pub = cmp[cmp["published_cluster"].notna()].set_index("published_cluster")
+    big = pub[pub["published_mm3"] >= 200]
+    assert len(big) == 7 and (big["status"] == audit.MATCH).all(), big[["status", "reason"]]
+    assert big["size_ratio"].between(0.85, 1.08).all(), big["size_ratio"]
+    # Five peaks are the published voxel or its neighbour (2 mm: one voxel); the IFG and right occipital
+    # clusters have a second local maximum of near-equal height 16 mm away, and the two analyses peak on
+    # different ones.
+    assert (big["peak_distance_mm"] <= 2).sum() == 5
+    assert big["peak_distance_mm"].max() < 16.5
+    # Peak ALE within 10 % of the published value (the map comparison explains the difference).
+    assert big["ale_ratio"].between(0.90, 1.10).all(), big["ale_ratio"]
+    # The 88 mm³ cluster is below the floor: located (a non-significant 88 mm³ component here), not judged.
+    small = pub[pub["published_mm3"] < 200]
+    assert (small["status"] == audit.NOT_COMPARED).all() and "88 mm³" in small["reason"].iloc[0]
+    # No significant cluster of ours is missing from the paper.
+    assert cmp["published_cluster"].notna().all()
+
+
+def test_enge_map_agrees_with_the_published_map(tmp_path):
+    import nibabel as nib
+
+    from painmeta.ale.inhouse import run_inhouse
+
+    _, config, model = _model("enge2021_semantic", "all")
+    res = run_inhouse(model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes, n_iters=1,
+                      seed=0, contributions=False)
+    pub = nib.load(ROOT / "data/raw/enge2021_semantic/source/published_ale_all_stat.nii.gz")
+    stats = reproduction.compare_maps(res.maps["ale"], pub)
+    # Same input, same method, two NiMARE generations: very close but not identical (NOTES.md says why).
+    assert stats["r"] > 0.97
+    assert stats["max_abs_diff"] < 0.015
+    # Both maps peak in the right insula, one voxel apart.
+    a, b = (np.array(eval(stats[k])) for k in ("argmax_ours", "argmax_published"))
+    assert np.linalg.norm(a - b) <= 2
+
+
+def test_nimare009_placement_reproduces_the_published_map():
+    """The published map is this engine's map with foci placed as NiMARE 0.0.9 placed them (truncation)."""
+    import nibabel as nib
+
+    _, _, model = _model("enge2021_semantic", "all")
+    emulated = reproduction.observed_ale_image(reproduction.nimare009_placement(model.foci), model.sample_sizes)
+    pub = nib.load(ROOT / "data/raw/enge2021_semantic/source/published_ale_all_stat.nii.gz")
+    stats = reproduction.compare_maps(emulated, pub)
+    assert stats["r"] > 0.9999999 and stats["max_abs_diff"] < 1e-7  # float32 sums
+    assert reproduction.nimare009_placement(pd.DataFrame({"x": [3.9, -3.9], "y": [1.9, -1.9], "z": [0.5, -0.5]})
+                                            ).to_numpy().tolist() == [[4, 0, 0], [-2, -2, -2]]
+
+
+def test_xu_inputs_and_conversion():
+    ext, _, inc = _model("xu2021_chronic_pain", "increase")
+    _, _, dec = _model("xu2021_chronic_pain", "decrease")
+    assert (inc.n_experiments, dec.n_experiments) == (23, 14)
+    assert (inc.n_foci, dec.n_foci) == (94, 53)  # 54 entered: one Leung 2016 focus twice
+    foci = ext.foci
+    tal = foci[foci["space_reported"] == "TAL"]
+    assert len(tal) == 51 and tal["transform"].str.startswith("tal2icbm_spm").all()
+    boland = foci[foci["experiment_id"] == "Boland2014_gt"].iloc[0]
+    assert boland[["x_reported", "y_reported", "z_reported"]].tolist() == [-18, -61, 27]
+    assert not np.allclose(boland[["x", "y", "z"]].astype(float), [-18, -61, 27])
+
+
+def test_xu_sensitivity_scales_every_n():
+    ext, config, _ = _model("xu2021_chronic_pain", "both")
+    spec = config.extra["sensitivity"][0]
+    model = {m.name: m for m in models.build_models(ext.experiments, ext.foci, config.ale)}[spec["model"]]
+    foci, sizes, change = reproduction._variant_inputs(spec, model, ext)
+    assert foci.equals(model.foci[["experiment_id", "x", "y", "z"]])
+    assert all(sizes[e] == round(n * 944 / 512) for e, n in model.sample_sizes.items())
+    assert f"total {model.n_subjects} → {sum(sizes.values())}" in change
+
+
+def test_cipn_boland_group_peaks_are_secondary_and_models_run():
+    ext, config, _ = extraction.extract("cipn")
+    foci = ext.foci.set_index("focus_id")
+    for fid in ("Boland2014_gt_xu01", "Boland2014_lt_xu01"):
+        assert foci.loc[fid, "evidence"] == "secondary" and "Xu" in foci.loc[fid, "source"]
+        assert foci.loc[fid, "transform"].startswith("tal2icbm_spm")
+    # Table 3's ten peaks are kept as they were.
+    assert (ext.foci["experiment_id"] == "Boland2014_table3").sum() == 10
+    built = {m.name: m for m in models.build_models(ext.experiments, ext.foci, config.ale)}
+    assert not built["all_between"].skipped and built["all_between"].n_experiments == 3
+    assert built["increase"].skipped and built["decrease"].skipped  # one experiment each
+
+
+def test_cipn_space_sensitivity_reads_the_peak_as_mni():
+    ext, config, _ = extraction.extract("cipn")
+    spec = config.extra["sensitivity"][0]
+    model = {m.name: m for m in models.build_models(ext.experiments, ext.foci, config.ale)}["all_between"]
+    foci, sizes, change = reproduction._variant_inputs(spec, model, ext)
+    assert sizes == model.sample_sizes
+    moved = foci[foci["experiment_id"] == "Boland2014_lt"][["x", "y", "z"]].to_numpy()[0]
+    assert moved.tolist() == [6, 39, 48]
+    base = model.foci[model.foci["experiment_id"] == "Boland2014_lt"][["x", "y", "z"]].to_numpy()[0]
+    assert np.linalg.norm(base - moved) > 2  # the SPM-variant conversion moves it a few mm
+
+
+@pytest.mark.parametrize("name, largest_mm3, peak", [("increase", 576.0, (64, -26, 28)),
+                                                     ("decrease", 408.0, (-14, -50, 66))])
+def test_xu_null_is_reproduced(tmp_path, name, largest_mm3, peak):
+    """The published null: no significant cluster; the largest supra-threshold cluster is far from significance."""
+    _, config, model = _model("xu2021_chronic_pain", name)
+    out = _run_and_save(model, tmp_path / name, n_iters=100, seed=config.ale.seed, alpha=config.ale.cluster_alpha)
+    assert out.summary["n_clusters_significant"] == 0
+    allc = out.clusters(significant_only=False).sort_values("n_voxels", ascending=False)
+    # Supra-threshold clusters come from the analytic null: independent of the Monte Carlo iterations.
+    assert allc.iloc[0]["volume_mm3"] == largest_mm3
+    assert tuple(allc.iloc[0][["peak_x", "peak_y", "peak_z"]]) == peak
+    assert allc.iloc[0]["p_fwe_size"] > 0.1
+
+
+def test_published_fsn_is_shown_beside_ours(tmp_path):
+    """When the ALE stage wrote fsn_summary.csv, each matched cluster shows both fail-safe Ns (not judged)."""
+    _, config, model = _model("enge2021_semantic", "knowledge")
+    out = _run_and_save(model, tmp_path / "knowledge", n_iters=100, seed=config.ale.seed, alpha=0.05)
+    pd.DataFrame({"cluster_id": [1, 2, 3], "mean": [40.0, 50.0, 12.5]}).to_csv(out.folder / "fsn_summary.csv",
+                                                                              index=False)
+    table = {"id": "t", "model": "knowledge", "clusters": [
+        {"cluster": 1, "volume_mm3": 3472, "peak": [-4, 16, 50], "fsn_mean": 33.0, "fsn_ci": [30.1, 35.9]}]}
+    row = reproduction.match_clusters(table, out).iloc[0]
+    assert row["published_fsn"] == "33 (30.1–35.9)" and row["fsn_here"] == 50.0  # our cluster 2 holds the peak
+    assert row["status"] == audit.MATCH
