@@ -33,7 +33,7 @@ import json
 
 import pandas as pd
 import yaml
-from IPython.display import display
+from IPython.display import Markdown, display  # Markdown: the fail-safe N / contrast cells use it
 
 from painmeta import extraction
 from painmeta.ale import figures, models
