@@ -46,8 +46,9 @@ a voxel can reach ALE v only if ``sum_f k_f(v) >= max(v, (1 - kmax) (-log(1 - v)
 3. **exact ALE** at the candidates, in NiMARE's arithmetic: per experiment the
    largest float32 kernel value reaching the voxel, ``log1p(-MA)`` in float64
    (precomputed per kernel value, one octant of the symmetric kernel), summed
-   in experiment order. Foci are indexed by 8^3 buckets; consecutive
-   candidates along k form runs that share one gathered list of nearby foci;
+   in experiment order. Foci are indexed by 8^3 buckets; candidates are
+   taken tile by tile (2 x 2 x 16 voxels), the foci near a tile gathered once,
+   and consecutive candidates along k evaluated together as runs;
 4. supra-threshold voxels are labelled by union-find over face neighbours
    inside this set - the same components as labelling the full volume, since
    every other voxel is below threshold - and cluster mass is summed in
@@ -111,8 +112,8 @@ CORE_DIVISOR = 1.0
 TAIL_CELL = 2
 #: Longest run of consecutive voxels evaluated together by exact ALE.
 RUN_MAX = 32
-#: k-extent of the box whose foci are gathered once for several runs.
-GATHER_K = 16
+#: k-extent of the tiles (2 x 2 x TILE_K voxels) whose foci are gathered once for exact ALE.
+TILE_K = 16
 #: Iterations per parallel batch when explicit draws are given (progress-bar granularity).
 BATCH_ITERS = 256
 #: Methods of the upper bound (see module docstring); "auto" picks by estimated work.
@@ -211,41 +212,41 @@ def _gather(i0, i1, j0, j1, k0, k1, rmax, bsize, bshape, b_start, b_list, k_radi
 @njit(cache=True, nogil=True)
 def _exact_runs(cand, n, pshape, rmax, bsize, bshape, b_start, b_list, k_radius, logcube, g_list, rowm, acc, out):
     # pragma: no cover - numba
-    """Exact ALE of the sorted candidates ``cand[:n]`` into ``out[:n]`` (see :func:`_exact`).
+    """Exact ALE of the candidates ``cand[:n]`` into ``out[:n]`` (see :func:`_exact`).
 
-    Consecutive voxels along k form runs (at most RUN_MAX long); the foci near
-    a 2 x 2 column block are gathered once and reused while runs stay inside
-    its k-range. Per run, each focus updates the per-experiment maxima (as
-    smallest logs in ``rowm[e, v]``) over the voxels its window covers; each
-    voxel's logs are then summed in experiment order, so every voxel gets
-    exactly the arithmetic of :func:`_exact`.
+    ``cand`` holds ``tile * psize + idx``, sorted (:func:`_tile_order`): tiles
+    of 2 x 2 x TILE_K voxels, raster order inside a tile. The foci that can
+    reach a tile are gathered once; consecutive voxels along k form runs (at
+    most RUN_MAX long). Per run, each gathered focus updates the
+    per-experiment maxima (as smallest logs in ``rowm[e, v]``) over the
+    voxels its window covers; each voxel's logs are then summed in experiment
+    order, so every voxel gets exactly the arithmetic of :func:`_exact`.
     """
     psz = pshape[2]
     psy = pshape[1] * pshape[2]
+    psize = pshape[0] * psy
     n_exp = rowm.shape[0] // RUN_MAX
-    g_key = -1
-    g_k0 = 0
-    g_k1 = -1
+    g_tile = -1
     n_g = 0
     c = 0
     while c < n:
-        idx0 = cand[c]
+        tile = cand[c] // psize
+        idx0 = cand[c] - tile * psize
         L = 1
-        while c + L < n and L < RUN_MAX and cand[c + L] == idx0 + L:
+        while c + L < n and L < RUN_MAX and cand[c + L] == cand[c] + L:
             L += 1
         pi = idx0 // psy
         rem = idx0 - pi * psy
         pj = rem // psz
         pk0 = rem - pj * psz
         pk1 = pk0 + L - 1
-        key = (pi // 2) * pshape[1] + pj // 2
-        if key != g_key or pk0 < g_k0 or pk1 > g_k1:
-            g_key = key
+        if tile != g_tile:
+            g_tile = tile
             i0 = (pi // 2) * 2
             j0 = (pj // 2) * 2
-            g_k0 = pk0
-            g_k1 = max(pk1, pk0 + GATHER_K - 1)
-            n_g = _gather(i0, i0 + 1, j0, j0 + 1, g_k0, g_k1, rmax, bsize, bshape, b_start, b_list, k_radius, g_list)
+            k0 = (pk0 // TILE_K) * TILE_K
+            n_g = _gather(i0, i0 + 1, j0, j0 + 1, k0, k0 + TILE_K - 1, rmax, bsize, bshape, b_start, b_list,
+                          k_radius, g_list)
         e_lo = n_exp
         e_hi = -1
         for t in range(n_g):
@@ -282,6 +283,25 @@ def _exact_runs(cand, n, pshape, rmax, bsize, bshape, b_start, b_list, k_radius,
         for v in range(L):
             out[c + v] = np.float32(1.0 - np.exp(acc[v]))
         c += L
+
+
+@njit(cache=True, nogil=True)
+def _tile_order(cand, m, pshape):  # pragma: no cover - numba
+    """Replace the padded indices ``cand[:m]`` by ``tile * psize + idx`` and sort them (see :func:`_exact_runs`)."""
+    psz = pshape[2]
+    psy = pshape[1] * pshape[2]
+    psize = pshape[0] * psy
+    tj = (pshape[1] + 1) // 2
+    tk = (pshape[2] + TILE_K - 1) // TILE_K
+    for c in range(m):
+        idx = cand[c]
+        pi = idx // psy
+        rem = idx - pi * psy
+        pj = rem // psz
+        pk = rem - pj * psz
+        tile = ((pi // 2) * tj + pj // 2) * tk + pk // TILE_K
+        cand[c] = tile * psize + idx
+    cand[:m].sort()
 
 
 @njit(cache=True, nogil=True)
@@ -655,8 +675,9 @@ def _one_iteration(draw, dense, inv, scr):  # pragma: no cover - numba
         if cand_b[c] + slack >= cut2:
             cand[m] = cand[c]
             m += 1
-    cand[:m].sort()
+    _tile_order(cand, m, pshape)
     _exact_runs(cand, m, pshape, rmax, bsize, bshape, b_start, b_list, k_radius, logcube, g_list, rowm, acc, cand_b)
+    psize = pshape[0] * pshape[1] * pshape[2]
     max_ale = np.float32(0.0)
     n_above = 0
     for c in range(m):
@@ -664,11 +685,16 @@ def _one_iteration(draw, dense, inv, scr):  # pragma: no cover - numba
         if ale > max_ale:
             max_ale = ale
         if np.float64(ale) > thr:
-            cand[n_above] = cand[c]  # the front of the list is already visited
+            cand[n_above] = cand[c] % psize  # the front of the list is already visited
             cand_b[n_above] = ale
             n_above += 1
     if n_above == 0:
         return max_ale, 0, 0.0
+    # raster order (NiMARE's summation order of cluster mass)
+    order = np.argsort(cand[:n_above])
+    above_val = cand_b[:n_above][order]
+    cand[:n_above] = cand[:n_above][order]
+    cand_b[:n_above] = above_val
     # Face-connected components among supra-threshold voxels (union-find;
     # forward neighbours suffice because adjacency is symmetric). Every other
     # voxel is below threshold, so these are the components of the full volume.
