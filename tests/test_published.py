@@ -172,7 +172,9 @@ def test_xu_null_is_reproduced(tmp_path, name, largest_mm3, peak):
     # Supra-threshold clusters come from the analytic null: independent of the Monte Carlo iterations.
     assert allc.iloc[0]["volume_mm3"] == largest_mm3
     assert tuple(allc.iloc[0][["peak_x", "peak_y", "peak_z"]]) == peak
-    assert allc.iloc[0]["p_fwe_size"] > 0.1
+    # Not significant. (How far from it depends on the Monte Carlo stream at 100 iterations: increase's
+    # p is about 0.18 with 2,000 iterations of the in-house stream, 0.07 with its first 100.)
+    assert allc.iloc[0]["p_fwe_size"] > config.ale.cluster_alpha
 
 
 def test_published_fsn_is_shown_beside_ours(tmp_path):

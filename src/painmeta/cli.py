@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "painmeta.notebooks",
     "painmeta.ale.cli",
     "painmeta.ale.cli_contrast",
+    "painmeta.ale.cli_power",
     "painmeta.roi",
     "painmeta.proportions",
     "painmeta.quality",

@@ -38,6 +38,8 @@ Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 SafeName = Annotated[str, Field(pattern=DATASET_NAME_PATTERN)]
 ContrastType = Literal[CONTRAST_TYPES]  # type: ignore[valid-type]
 Direction = Literal[TABLE_DIRECTIONS]  # type: ignore[valid-type]
+#: A Dask scheduler address (same rule as painmeta.ale.executor).
+_SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 
 
 class _Strict(BaseModel):
@@ -76,6 +78,42 @@ class ALEModelConfig(_Strict):
     pool_subject_groups: bool | None = None
 
 
+class ExecutorConfig(_Strict):
+    """Where seeded Monte Carlo blocks run (:mod:`painmeta.ale.executor`); results never depend on it.
+
+    ``scheduler``: ``null`` / ``"inprocess"`` (default, this process), ``"local"``
+    (a Dask ``LocalCluster`` of ``n_workers`` processes) or a scheduler address
+    ``"tcp://HOST:PORT"``. A plain string is accepted for the whole section
+    (``executor: local``).
+    """
+
+    scheduler: str | None = None
+    n_workers: int | None = Field(default=None, ge=1, le=4096)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return {"scheduler": value}
+        return value
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip()
+        if len(text) > 200:
+            raise ValueError("scheduler is too long (at most 200 characters)")
+        if text.lower() in ("", "inprocess", "in-process", "none", "local"):
+            return text.lower() or None
+        if not _SCHEDULER_ADDRESS.match(text):
+            raise ValueError(
+                f"unknown scheduler {text[:80]!r}: use inprocess, local or an address such as tcp://127.0.0.1:8786"
+            )
+        return text
+
+
 class ALEContrastConfig(_Strict):
     """A subtraction / conjunction between two models (``ale.contrasts.<name>``)."""
 
@@ -96,6 +134,59 @@ class ALEFSNConfig(_Strict):
     max_factor: float = Field(default=5.0, gt=0)
     n_iters: int | None = Field(default=None, ge=1, le=1_000_000)  # per refit (default: the model's)
     method: Literal["bisect", "scan"] = "bisect"
+
+
+class ALEPowerConfig(_Strict):
+    """ALE power analysis by simulation (``ale.power``; :mod:`painmeta.ale.power`).
+
+    The design (sample sizes, foci counts per experiment) is, in this order:
+    ``subjects`` / ``foci_per_experiment`` (lists, one value per design
+    experiment; ``design_label`` names it), else the ALE model ``model``
+    (default: the first model that runs), else 20 subjects and 10 foci.
+    ``seed`` defaults to ``ale.seed``.
+    """
+
+    enabled: bool = False
+    model: str | None = None
+    design_label: str | None = Field(default=None, max_length=120)
+    n_experiments: list[int] = Field(default_factory=lambda: [3, 5, 10, 17, 25, 40], min_length=1, max_length=50)
+    effect_shares: list[float] = Field(default_factory=lambda: [0.4], min_length=1, max_length=10)
+    subjects: list[int] | None = Field(default=None, min_length=1, max_length=1000)
+    foci_per_experiment: list[int] | None = Field(default=None, min_length=1, max_length=1000)
+    jitter_mm: float = Field(default=4.0, ge=0, le=30)
+    location: list[float] = Field(default_factory=lambda: [38.0, 20.0, -4.0], min_length=3, max_length=3)
+    hit_radius_mm: float = Field(default=8.0, ge=0, le=50)
+    n_sims: int = Field(default=200, ge=1, le=100000)
+    n_iters: int = Field(default=1000, ge=20, le=1000000)
+    seed: Seed | None = None
+
+    @field_validator("n_experiments")
+    @classmethod
+    def _k_at_least_two(cls, value: list[int]) -> list[int]:
+        if any(k < 2 or k > 10000 for k in value):
+            raise ValueError(f"every number of experiments must be between 2 and 10000, got {value}")
+        return value
+
+    @field_validator("subjects", "foci_per_experiment")
+    @classmethod
+    def _positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(v < 1 or v > 100000 for v in value):
+            raise ValueError(f"must be positive whole numbers, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _same_design(self) -> "ALEPowerConfig":
+        s, f = self.subjects, self.foci_per_experiment
+        if (s is None) != (f is None) or (s is not None and f is not None and len(s) != len(f)):
+            raise ValueError("subjects and foci_per_experiment must both be given, one value per design experiment")
+        return self
+
+    @field_validator("effect_shares")
+    @classmethod
+    def _shares(cls, value: list[float]) -> list[float]:
+        if any(not 0 < v <= 1 for v in value):
+            raise ValueError(f"effect shares must be in (0, 1], got {value}")
+        return value
 
 
 class ALEConfig(_Strict):
@@ -122,6 +213,14 @@ class ALEConfig(_Strict):
     seed: Seed = 0
     include_unverified: bool = True
     n_cores: int = Field(default=2, ge=1, le=1024)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    # Primary engine of the ALE stage (the other one cross-checks it).
+    engine: Literal["nimare", "inhouse"] = "nimare"
+    # Cross-check budget for very large datasets: NiMARE runs only this many
+    # iterations, compared exactly with the in-house engine on the same draws;
+    # the in-house analysis keeps all of a model's iterations (needs engine: inhouse).
+    crosscheck_max_iters: int | None = Field(default=None, ge=10, le=1_000_000)
+    power: ALEPowerConfig = Field(default_factory=ALEPowerConfig)
     models: dict[SafeName, ALEModelConfig] = Field(default_factory=dict)
     contrasts: dict[SafeName, ALEContrastConfig] = Field(default_factory=dict)
     fsn: ALEFSNConfig = Field(default_factory=ALEFSNConfig)

@@ -23,6 +23,9 @@ nimare_engine
     Typed wrapper around NiMARE's ``ALE`` / ``FWECorrector`` / diagnostics.
 contributions
     Jackknife and focus counter for significant clusters.
+executor
+    Seeded blocks of random work run in-process or on Dask (byte-identical
+    either way). It imports nothing from this package, so any layer may use it.
 crosscheck
     Engine agreement table.
 models

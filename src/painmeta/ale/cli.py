@@ -21,6 +21,10 @@ Dataset mode (every configured model of ``data/processed/<dataset>``)::
     python -m painmeta ale --dataset cipn --out DIR [--engine ...] [--crosscheck] [--n-iters N]
 
 writes one folder per model plus ``models.csv`` (and ``crosscheck.csv``).
+
+``--scheduler local|tcp://HOST:PORT`` runs the in-house Monte Carlo on Dask
+(default: in-process, or the dataset config's ``ale.executor``); results are
+byte-identical wherever it runs (docs/DASK.md).
 """
 
 from __future__ import annotations
@@ -94,6 +98,12 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                         "(GingerALE; in-house engine only)")
     p.add_argument("--crosscheck", action="store_true", help="dataset mode: run both engines and compare")
     p.add_argument("--progress", action="store_true", help="progress bar (in-house engine)")
+    p.add_argument("--scheduler", default=None, metavar="SPEC",
+                   help="where the in-house Monte Carlo runs: inprocess (default), local (a Dask LocalCluster) "
+                        "or a Dask scheduler address tcp://HOST:PORT; results are identical whatever it is "
+                        "(dataset mode default: the config's ale.executor)")
+    p.add_argument("--n-workers", type=_positive_int, default=None,
+                   help="workers of --scheduler local (default: CPU count)")
     p.add_argument("--fsn", action="store_true",
                    help="fail-safe N of significant clusters (Acar 2018; in-house refits; dataset mode: also "
                         "when the config's ale.fsn.enabled is true)")
@@ -146,11 +156,13 @@ def run_sleuth(args: argparse.Namespace) -> int:
         n_iters=args.n_iters, warnings=notes, inference=args.inference or "cluster_size",
         focus_placement=args.focus_placement or "voxel",
     )
-    result = run_model(
-        model, engine=args.engine, seed=0 if args.seed is None else args.seed,
-        voxel_thresh=args.voxel_thresh or 0.001, cluster_alpha=args.cluster_alpha or 0.05,
-        n_cores=args.n_cores or 2, contributions=not args.no_contributions, progress=args.progress,
-    )
+    with _executor(args) as ex:
+        result = run_model(
+            model, engine=args.engine, seed=0 if args.seed is None else args.seed,
+            voxel_thresh=args.voxel_thresh or 0.001, cluster_alpha=args.cluster_alpha or 0.05,
+            n_cores=args.n_cores or 2, contributions=not args.no_contributions, progress=args.progress,
+            executor=ex,
+        )
     fsn = None
     if args.fsn:
         from painmeta.ale.fsn import attach_fsn
@@ -174,14 +186,18 @@ def run_dataset(args: argparse.Namespace) -> int:
                        ("inference", args.inference), ("focus_placement", args.focus_placement)):
         if value is not None:
             overrides["ale"][key] = value
+    if args.scheduler is not None:
+        overrides["ale"]["executor"] = {"scheduler": args.scheduler, "n_workers": args.n_workers}
     config, exps, foci = load_dataset(args.dataset, overrides if overrides["ale"] else None)
     # A flag given on the command line applies to every model, over per-model settings.
     for model_cfg in config.ale.models.values():
         for key in ("inference", "focus_placement"):
             if getattr(args, key) is not None:
                 setattr(model_cfg, key, getattr(args, key))
-    analysis = analyze(exps, foci, config.ale, engine=args.engine, crosscheck=args.crosscheck,
-                       n_iters=args.n_iters, contributions=not args.no_contributions, progress=args.progress)
+    with _executor(args, config.ale.executor) as ex:
+        analysis = analyze(exps, foci, config.ale, engine=args.engine, crosscheck=args.crosscheck,
+                           n_iters=args.n_iters, contributions=not args.no_contributions, progress=args.progress,
+                           executor=ex)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fsn_cfg = config.ale.fsn
@@ -219,6 +235,21 @@ def run_dataset(args: argparse.Namespace) -> int:
         print("cross-check FAILED; see crosscheck.csv", file=sys.stderr)
         return 1
     return 0
+
+
+def _executor(args: argparse.Namespace, config_spec: Any = None) -> Any:
+    """The executor for ``--scheduler`` (or the config's ``ale.executor``); use with ``with``."""
+    from painmeta.ale.executor import get_executor
+
+    if args.scheduler is not None:
+        from painmeta.config import ExecutorConfig
+
+        try:  # same validation as the config key
+            spec = ExecutorConfig(scheduler=args.scheduler, n_workers=args.n_workers)
+        except ValueError as exc:
+            raise InputError(f"--scheduler {args.scheduler[:80]!r}: {exc.errors()[0]['msg']}") from None
+        return get_executor(spec)
+    return get_executor(config_spec)
 
 
 def _print_summary(summary: dict[str, Any], out: str) -> None:

@@ -55,12 +55,17 @@ class CrossCheck:
         In-house run on NiMARE's random foci (identical-draw run).
     inhouse_independent : pandas.DataFrame
         In-house null from its own random stream.
+    inhouse_full : ALEResult or None
+        With a cross-check budget (``max_iters`` < ``n_iters``): the in-house
+        analysis with all ``n_iters`` iterations of its own stream (the result
+        to report); None otherwise.
     """
 
     table: pd.DataFrame
     nimare: ALEResult
     inhouse: ALEResult
     inhouse_independent: pd.DataFrame
+    inhouse_full: ALEResult | None = None
 
     @property
     def passed(self) -> bool:
@@ -252,6 +257,8 @@ def crosscheck(
     contributions: bool = True,
     inference: str = "cluster_size",
     progress: bool = False,
+    executor: Any = None,
+    max_iters: int | None = None,
 ) -> CrossCheck:
     """Run both engines on one model and compare them (see module docstring).
 
@@ -273,13 +280,26 @@ def crosscheck(
         Primary inference of both runs (all three are compared either way).
     progress : bool
         Show NiMARE's progress bars.
+    executor : Executor or scheduler spec, optional
+        Where the in-house independent-stream null runs (:mod:`painmeta.ale.executor`).
+    max_iters : int, optional
+        Cross-check budget for very large datasets (``ale.crosscheck_max_iters``):
+        NiMARE, and the in-house engine on NiMARE's draws, run only the first
+        ``max_iters`` iterations of NiMARE's stream. On identical draws every
+        iteration must agree exactly, so the comparison stays exact on that
+        subset; the in-house analysis is then run in full (``n_iters`` of its
+        own stream: ``CrossCheck.inhouse_full``, the result to report), its
+        null is the independent one, and NiMARE's contribution tables are not
+        computed (they cost as much as the whole NiMARE run again).
 
     Returns
     -------
     CrossCheck
     """
-    ref = ne.run_nimare(foci, sample_sizes, n_iters, seed, voxel_thresh, cluster_alpha, n_cores, name,
-                        contributions=contributions, inference=inference, progress=progress)
+    budget = max_iters is not None and int(max_iters) < int(n_iters)
+    m = int(max_iters) if budget else int(n_iters)
+    ref = ne.run_nimare(foci, sample_sizes, m, seed, voxel_thresh, cluster_alpha, n_cores, name,
+                        contributions=contributions and not budget, inference=inference, progress=progress)
     est = ref.native.estimator
     coords = est.inputs_["coordinates"]
     id_map = {v: k for k, v in ne.nimare_ids(ref.experiment_ids).items()}
@@ -290,17 +310,31 @@ def crosscheck(
                              "z": coords["z"].to_numpy(float)})
     problem = make_problem(nim_foci, sample_sizes, experiment_order=ref.experiment_ids)
     same_ijk = bool(np.array_equal(problem.foci_ijk, coords[["i", "j", "k"]].to_numpy()))
-    draws = ne.fwe_draws(seed, problem.n_foci, n_iters, problem.mask.n_voxels)
-    test = ih.run_inhouse(nim_foci, sample_sizes, n_iters, seed, voxel_thresh, cluster_alpha, n_cores, name,
-                          contributions=contributions, experiment_order=ref.experiment_ids, draws=draws,
-                          inference=inference)
-    indep = ih.null_statistics(problem, test.ale_threshold, n_iters, seed, n_threads=n_cores)
+    draws = ne.fwe_draws(seed, problem.n_foci, m, problem.mask.n_voxels)
+    test = ih.run_inhouse(nim_foci, sample_sizes, m, seed, voxel_thresh, cluster_alpha, n_cores, name,
+                          contributions=contributions and not budget, experiment_order=ref.experiment_ids,
+                          draws=draws, inference=inference)
+    full = None
+    if budget:
+        # the analysis to report: all iterations of the in-house stream, input focus order (as run_model)
+        full = ih.run_inhouse(foci, sample_sizes, n_iters, seed, voxel_thresh, cluster_alpha, n_cores, name,
+                              contributions=contributions, executor=executor, inference=inference)
+        indep = full.null
+    else:
+        indep = ih.null_statistics(problem, test.ale_threshold, n_iters, seed, n_threads=n_cores, executor=executor)
     table = compare_results(ref, test, name, indep, seed)
-    head = pd.DataFrame([_row(name, "focus voxel indices (NiMARE order)", None, None, None, "exact", same_ijk,
-                              "both engines round mm to voxels the same way (half to even)")],
-                        columns=TABLE_COLUMNS)
-    table = pd.concat([head, table], ignore_index=True)
+    head = [_row(name, "focus voxel indices (NiMARE order)", None, None, None, "exact", same_ijk,
+                 "both engines round mm to voxels the same way (half to even)")]
+    if budget:
+        head.append(_row(name, "cross-check budget (iterations on identical draws)", m, int(n_iters), None,
+                         f"first {m} of {n_iters}", True,
+                         f"ale.crosscheck_max_iters: NiMARE and the in-house engine ran the first {m} iterations "
+                         "of NiMARE's stream; on identical draws every iteration must agree exactly, so the subset "
+                         f"is still an exact check. The reported in-house analysis uses all {n_iters} iterations of "
+                         "its own stream (compared with NiMARE's below); NiMARE's contribution tables were not "
+                         "computed"))
+    table = pd.concat([pd.DataFrame(head, columns=TABLE_COLUMNS), table], ignore_index=True)
     test.notes.append(
         f"Monte Carlo foci taken from NiMARE's stream (seed {seed}) for the bit-level comparison"
     )
-    return CrossCheck(table, ref, test, indep)
+    return CrossCheck(table, ref, test, indep, full)

@@ -357,6 +357,7 @@ def run_model(
     n_iters: int | None = None,
     contributions: bool = True,
     progress: bool = False,
+    executor: Any = None,
 ) -> ALEResult:
     """Run one (non-skipped) model with an engine.
 
@@ -379,6 +380,9 @@ def run_model(
 
     The model's ``inference`` and ``focus_placement`` are passed to the engine;
     NiMARE refuses ``focus_placement: exact`` (in-house only).
+    executor : Executor or scheduler spec, optional
+        Where the in-house Monte Carlo runs (:mod:`painmeta.ale.executor`);
+        NiMARE always runs in-process with ``n_cores``.
 
     Raises
     ------
@@ -409,7 +413,7 @@ def run_model(
     elif engine == "inhouse":
         from painmeta.ale.inhouse import run_inhouse
 
-        result = run_inhouse(**kw)
+        result = run_inhouse(**kw, executor=executor)
     else:
         raise InputError(f"unknown engine {engine!r}; use one of {ENGINES}")
     result.notes.extend(model.warnings)
@@ -585,6 +589,7 @@ def analyze(
     contributions: bool = True,
     progress: bool = False,
     placement_check: bool = True,
+    executor: Any = None,
 ) -> ALEAnalysis:
     """Build and run every model; optionally cross-check the two engines.
 
@@ -600,7 +605,10 @@ def analyze(
         Also run the other engine on every model and compare
         (:func:`painmeta.ale.crosscheck.crosscheck`, voxel placement). For an
         exact-placement model the voxel-placement in-house run is compared with
-        the exact one in ``placement``.
+        the exact one in ``placement``. With ``engine="inhouse"`` and
+        ``ale_config.crosscheck_max_iters``, NiMARE runs only that many
+        iterations (an exact check on identical draws) and the in-house result
+        keeps all of the model's iterations.
     n_iters : int, optional
         Override every model's Monte Carlo iterations (e.g. quick runs).
     seed, n_cores : int, optional
@@ -611,6 +619,9 @@ def analyze(
         For voxel-placement models, also run the in-house engine with exact
         placement and report how far the map and clusters move
         (``placement``; GingerALE parity).
+    executor : Executor or scheduler spec, optional
+        Where in-house Monte Carlo blocks run; default ``ale_config.executor``
+        (in-process unless the config names a scheduler).
     """
     from painmeta.ale import crosscheck as xc
 
@@ -625,39 +636,51 @@ def analyze(
     primary: dict[str, ALEResult] = {}
     checks = []
     moves = []
-    for m in models:
-        if m.skipped:
-            continue
-        exact = m.focus_placement == "exact"
-        if crosscheck:
-            cc = xc.crosscheck(
-                m.foci[["experiment_id", "x", "y", "z"]], m.sample_sizes, int(n_iters or m.n_iters), seed,
-                voxel_thresh=vt, cluster_alpha=ca, n_cores=n_cores, name=m.name, contributions=contributions,
-                inference=m.inference, progress=progress,
-            )
-            for key, res in (("nimare", cc.nimare), ("inhouse", cc.inhouse)):
-                res.notes.extend(w for w in m.warnings if w not in res.notes)
-                res.pooled = dict(m.pooled)
-                results.setdefault(key, {})[m.name] = res
-            checks.append(cc.table)
-            primary[m.name] = results[engine][m.name]
-        elif not exact:
-            primary[m.name] = results[engine][m.name] = run_model(
-                m, engine, seed, vt, ca, n_cores, n_iters, contributions, progress
-            )
-        if exact:
-            res = run_model(m, "inhouse", seed, vt, ca, n_cores, n_iters, contributions, progress)
-            res.notes.append("kernels centred at the exact reported coordinates (focus_placement: exact, "
-                             "in-house engine; the engine cross-check uses voxel placement)")
-            voxel_run = results.get("inhouse", {}).get(m.name) or results.get(engine, {}).get(m.name)
-            if voxel_run is not None:
-                moves.append(placement_movement(voxel_run, res, m.name))
-            results.setdefault("inhouse", {})[m.name] = res
-            primary[m.name] = res
-        elif placement_check:
-            exact_model = replace(m, focus_placement="exact")
-            res = run_model(exact_model, "inhouse", seed, vt, ca, n_cores, n_iters, False, progress)
-            moves.append(placement_movement(primary[m.name], res, m.name))
+    from painmeta.ale.executor import get_executor
+
+    spec = _cfg(ale_config, "executor", None) if executor is None else executor
+    # A cross-check budget only makes sense when the in-house engine gives the result.
+    budget = _cfg(ale_config, "crosscheck_max_iters", None) if engine == "inhouse" else None
+    ex = get_executor(spec)  # one cluster for every model, closed below if made here
+    try:
+        for m in models:
+            if m.skipped:
+                continue
+            exact = m.focus_placement == "exact"
+            if crosscheck:
+                cc = xc.crosscheck(
+                    m.foci[["experiment_id", "x", "y", "z"]], m.sample_sizes, int(n_iters or m.n_iters), seed,
+                    voxel_thresh=vt, cluster_alpha=ca, n_cores=n_cores, name=m.name, contributions=contributions,
+                    inference=m.inference, progress=progress, executor=ex, max_iters=budget,
+                )
+                inhouse_res = cc.inhouse_full if cc.inhouse_full is not None else cc.inhouse
+                for key, res in (("nimare", cc.nimare), ("inhouse", inhouse_res)):
+                    res.notes.extend(w for w in m.warnings if w not in res.notes)
+                    res.pooled = dict(m.pooled)
+                    results.setdefault(key, {})[m.name] = res
+                checks.append(cc.table)
+                primary[m.name] = results[engine][m.name]
+            elif not exact:
+                primary[m.name] = results[engine][m.name] = run_model(
+                    m, engine, seed, vt, ca, n_cores, n_iters, contributions, progress, executor=ex
+                )
+            if exact:
+                res = run_model(m, "inhouse", seed, vt, ca, n_cores, n_iters, contributions, progress, executor=ex)
+                res.notes.append("kernels centred at the exact reported coordinates (focus_placement: exact, "
+                                 "in-house engine; the engine cross-check uses voxel placement)")
+                voxel_run = results.get("inhouse", {}).get(m.name) or results.get(engine, {}).get(m.name)
+                if voxel_run is not None:
+                    moves.append(placement_movement(voxel_run, res, m.name))
+                results.setdefault("inhouse", {})[m.name] = res
+                primary[m.name] = res
+            elif placement_check:
+                exact_model = replace(m, focus_placement="exact")
+                res = run_model(exact_model, "inhouse", seed, vt, ca, n_cores, n_iters, False, progress,
+                                executor=ex)
+                moves.append(placement_movement(primary[m.name], res, m.name))
+    finally:
+        if ex is not executor:
+            ex.close()
     nulls = pd.concat([null_tables(r) for r in results.values()], ignore_index=True)
     return ALEAnalysis(
         models=models,
