@@ -50,7 +50,7 @@ def test_every_command_takes_dataset_as_option_and_checks_it(capsys):
         argv = [name, "--dataset", "../../x"]
         if name == "run-stage":
             argv.insert(1, "00_extraction")
-        if name == "ale":
+        if name in ("ale", "ale-power"):
             argv += ["--out", "o"]
         assert main(argv) == 2, name
         err = capsys.readouterr().err

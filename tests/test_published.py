@@ -145,14 +145,17 @@ def test_cipn_boland_group_peaks_are_secondary_and_models_run():
     # Table 3's ten peaks are kept as they were.
     assert (ext.foci["experiment_id"] == "Boland2014_table3").sum() == 10
     built = {m.name: m for m in models.build_models(ext.experiments, ext.foci, config.ale)}
-    assert not built["all_between"].skipped and built["all_between"].n_experiments == 3
+    # Boland's contrasts share their 12 patients: pooled (Turkeltaub 2012), one experiment, too few for ALE.
+    assert built["all_between"].skipped and "Boland2014" in built["all_between"].pooled
+    unpooled = built["all_between_unpooled"]
+    assert not unpooled.skipped and unpooled.n_experiments == 3 and not unpooled.pooled
     assert built["increase"].skipped and built["decrease"].skipped  # one experiment each
 
 
 def test_cipn_space_sensitivity_reads_the_peak_as_mni():
     ext, config, _ = extraction.extract("cipn")
     spec = config.extra["sensitivity"][0]
-    model = {m.name: m for m in models.build_models(ext.experiments, ext.foci, config.ale)}["all_between"]
+    model = {m.name: m for m in models.build_models(ext.experiments, ext.foci, config.ale)}[spec["model"]]
     foci, sizes, change = reproduction._variant_inputs(spec, model, ext)
     assert sizes == model.sample_sizes
     moved = foci[foci["experiment_id"] == "Boland2014_lt"][["x", "y", "z"]].to_numpy()[0]

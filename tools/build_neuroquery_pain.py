@@ -488,6 +488,8 @@ ale:
   seed: 20200304
   include_unverified: true   # every peak is automatically extracted (foci evidence: unverified)
   n_cores: 2
+  engine: inhouse            # primary engine at this size (NiMARE takes about a second per Monte Carlo iteration here)
+  crosscheck_max_iters: 100  # NiMARE cross-checks the first 100 iterations on identical draws (exact); in-house runs all
   models:
     all:
       description: "All articles, every reported peak (tables pooled, n = {n_sub} assumed)"

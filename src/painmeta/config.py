@@ -221,6 +221,8 @@ class ALEConfig(_Strict):
     # the in-house analysis keeps all of a model's iterations (needs engine: inhouse).
     crosscheck_max_iters: int | None = Field(default=None, ge=10, le=1_000_000)
     power: ALEPowerConfig = Field(default_factory=ALEPowerConfig)
+    # Names become file names: the key pattern is checked first (the loader turns its
+    # message into "letters, digits ..." on the offending line); _model_names is a second guard.
     models: dict[SafeName, ALEModelConfig] = Field(default_factory=dict)
     contrasts: dict[SafeName, ALEContrastConfig] = Field(default_factory=dict)
     fsn: ALEFSNConfig = Field(default_factory=ALEFSNConfig)
@@ -236,14 +238,16 @@ class ALEConfig(_Strict):
                 raise ValueError(f"ale.contrasts.{name}: a and b must be different models")
         return self
 
-    @field_validator("models")
+    @field_validator("models", "contrasts")
     @classmethod
-    def _model_names(cls, value: dict[str, ALEModelConfig]) -> dict[str, ALEModelConfig]:
-        # Model names become folder and file names under outputs/<dataset>/ale/.
-        bad = [name for name in value if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", str(name))]
+    def _model_names(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:
+        # Model and contrast names become folder and file names under outputs/<dataset>/ale/.
+        bad = [name for name in value if not re.fullmatch(DATASET_NAME_PATTERN, str(name))]
         if bad:
+            what = "model" if info.field_name == "models" else "contrast"
             raise ValueError(
-                f"model name {bad[0]!r} is not allowed: use letters, digits, '_' and '-' (at most 64 characters)"
+                f"{what} name {str(bad[0])[:80]!r} is not allowed: use letters, digits, '_' and '-' "
+                "(at most 64 characters, starting with a letter or digit)"
             )
         return value
 
