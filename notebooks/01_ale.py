@@ -21,9 +21,11 @@
 # maximum over its foci (Turkeltaub et al. 2012); ALE is the union of the experiments' MA maps within the MNI152 2 mm
 # mask (228,483 voxels). Convergence is tested against a null of spatial independence: voxel p-values from the
 # analytic null, then family-wise error (FWE) control from a seeded Monte Carlo null that records, per iteration, the
-# largest ALE value, the largest cluster and the largest cluster mass. The primary engine is NiMARE
-# (`painmeta.ale.nimare_engine`); every model is re-run by the independent in-house engine (`painmeta.ale.inhouse`)
-# and the two are compared (`painmeta.ale.crosscheck`). Models with too few experiments are skipped with the reason.
+# largest ALE value, the largest cluster and the largest cluster mass. Two independent engines compute every model:
+# NiMARE (`painmeta.ale.nimare_engine`) and the in-house engine (`painmeta.ale.inhouse`), compared in
+# `painmeta.ale.crosscheck`. Which one gives the reported result is the dataset's `ale.engine` (NiMARE by default;
+# very large datasets use the in-house engine and let NiMARE cross-check a stated number of iterations,
+# `ale.crosscheck_max_iters`). Models with too few experiments are skipped with the reason.
 
 # %% tags=["parameters"]
 dataset = "cipn"
@@ -56,7 +58,10 @@ INFERENCE_TEXT = {
     "cluster_mass": "cluster-level FWE on cluster mass",
     "voxel": "voxel-level FWE",
 }
+budget = config.ale.crosscheck_max_iters if engine == "inhouse" else None
 show_markdown(
+    f"Primary engine: **{engine}**; the other engine cross-checks every model"
+    + (f" on the first {budget} Monte Carlo iterations (identical draws)" if budget else "") + ". "
     f"Settings: cluster-forming threshold p < {config.ale.voxel_thresh:g} (uncorrected), FWE α = "
     f"{config.ale.cluster_alpha:g}, Monte Carlo iterations "
     f"{'50 (quick run)' if quick else 'per model (below)'}, seed {config.ale.seed}."
@@ -265,7 +270,8 @@ else:
 # ## Leave-one-experiment-out stability
 # For every significant cluster and every experiment: the ALE map without that experiment (from the model's total
 # log-sum minus the experiment's own term, no refit), its own cluster-forming value, and whether the cluster still
-# reaches the model's minimum significant size (one Monte Carlo null for all leave-one-out maps: removing one
+# survives the model's primary inference (size at least the minimum significant size, mass above the critical mass,
+# or a voxel above the voxel-level FWE cutoff; one Monte Carlo null for all leave-one-out maps: removing one
 # experiment moves the null little, and a null per experiment would cost as many nulls as experiments). Above 100
 # experiments the full model's cluster-forming value is reused too (column `threshold_source`).
 
@@ -283,13 +289,16 @@ for model in ran:
     problem = make_problem(model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes,
                            experiment_order=res.experiment_ids, focus_placement=res.focus_placement)
     loo = ale_contrib.leave_one_out_stability(problem, res.label_map, sig, res.cluster_size_threshold,
-                                              res.voxel_thresh, full_threshold=res.ale_threshold)
+                                              res.voxel_thresh, full_threshold=res.ale_threshold,
+                                              inference=res.inference, critical_mass=res.cluster_mass_threshold,
+                                              critical_ale=res.vfwe_ale_threshold)
     loo.to_csv(out / name / "leave_one_out.csv", index=False)
     n_fail = int((~loo["survives"]).sum())
     show_markdown(f"**{literal(name)}**: {len(sig)} cluster(s) x {problem.n_experiments} experiments; "
                   f"{n_fail} experiment-cluster pair(s) where the cluster no longer survives.")
-    display(loo.pivot(index="experiment_id", columns="cluster_id", values="size_change_pct").round(1)
-            .add_prefix("size change % cl. "))
+    show_table(loo.pivot(index="experiment_id", columns="cluster_id", values="size_change_pct").round(1)
+               .add_prefix("size change % cl. ").reset_index(),
+               caption="Cluster size change (%) without each experiment")
     publish(analysis_figures.loo_figure(loo, title=f"{name}: leave-one-experiment-out"), out / f"ale_loo_{name}")
     loo_done = True
 if not loo_done:
@@ -348,8 +357,9 @@ if not config.ale.contrasts:
     show_markdown("No contrast is declared for this dataset (`ale.contrasts` in `dataset.yaml`).")
 else:
     contrasts, ctable = ale_contrast.run_dataset_contrasts(
-        analysis.models, config.ale, analysis.results[engine], engine=engine, seed=config.ale.seed,
-        n_cores=config.ale.n_cores, n_iters=200 if quick else None)
+        analysis.models, config.ale, analysis.primary, engine=engine, seed=config.ale.seed,
+        n_cores=config.ale.n_cores, n_iters=200 if quick else None,
+        subject_groups=models.subject_groups(ext.experiments))
     show_table(ctable)
     ctable.to_csv(out / "contrasts.csv", index=False)
     checks = []
@@ -378,8 +388,8 @@ else:
 # ## Power: could ALE have found a convergence with this design?
 # Simulated meta-analyses (`painmeta.ale.power`): for each number of experiments k, the design's sample sizes and foci
 # counts (its experiments cycled), a true effect at one location in a stated share of experiments (Gaussian jitter per
-# axis), uniform random foci for everything else, and the same inference as above (cluster-forming p < 0.001,
-# cluster-level FWE by size). The null of each k is computed once and reused by all its simulations. Power is the
+# axis), uniform random foci for everything else, and cluster-level FWE by cluster size at the dataset's
+# cluster-forming threshold (the usual ALE inference, whatever a model above reports as primary). The null of each k is computed once and reused by all its simulations. Power is the
 # share of simulations with a significant cluster within the stated radius of the true location, with a
 # Clopper-Pearson 95% interval. Settings: `ale.power` in `dataset.yaml`.
 
@@ -403,8 +413,12 @@ else:
     statement = ale_power.design_statement(presult.table, scenario)
     if statement:
         show_markdown(f"**{statement}**")
-    display(presult.table[["n_experiments", "effect_share", "n_effect", "power", "ci_low", "ci_high",
-                           "fwe_elsewhere", "total_subjects", "total_foci", "min_significant_cluster_mm3"]].round(3))
+    if scenario.design == "fixed":
+        show_markdown("No design could be taken from the data (no model ran, or `ale.power.model` was skipped): "
+                      "the simulations use a fixed design of "
+                      f"{scenario.subjects[0]} subjects and {scenario.foci[0]} foci per experiment.")
+    show_table(presult.table[["n_experiments", "effect_share", "n_effect", "power", "ci_low", "ci_high",
+                              "fwe_elsewhere", "total_subjects", "total_foci", "min_significant_cluster_mm3"]].round(3))
     publish(ale_power.power_figure(presult.table, len(scenario.subjects) if scenario.design != "fixed" else None),
             out / "ale_power")
     show_markdown(ale_power.compare_with_eickhoff(presult.table))

@@ -168,3 +168,27 @@ def test_dataset_contrast_skipped_with_reason() -> None:
               SimpleNamespace(name="down", reason="", skipped=False)]
     res, table = C.run_dataset_contrasts(models, cfg, {"down": object()})
     assert res == {} and table.loc[0, "status"] == "skipped" and "up" in table.loc[0, "reason"]
+
+
+def test_dataset_contrast_flags_shared_participants() -> None:
+    """Two models whose experiments differ by id but share a subject group are flagged as not independent."""
+    from painmeta.ale.models import ALEModel
+    from painmeta.config import ALEConfig
+
+    fa, sa = convergent(4, seed=1)
+    fb, sb = convergent(4, seed=2)
+    fb = fb.assign(experiment_id=fb["experiment_id"] + "_b")
+    sb = {k + "_b": v for k, v in sb.items()}
+    ma = ALEModel(name="up", description="", experiment_ids=sorted(sa), foci=fa, sample_sizes=sa, n_iters=20)
+    mb = ALEModel(name="down", description="", experiment_ids=sorted(sb), foci=fb, sample_sizes=sb, n_iters=20)
+    cfg = ALEConfig.model_validate({"models": {"up": {}, "down": {}},
+                                    "contrasts": {"ud": {"a": "up", "b": "down", "n_iters": 20}}})
+    first = sorted(sa)[0]
+    groups = {first: "sample1", first + "_b": "sample1"}
+    from painmeta.ale.inhouse import run_inhouse
+
+    runs = {m.name: run_inhouse(m.foci, m.sample_sizes, n_iters=20, seed=0, contributions=False) for m in (ma, mb)}
+    _, table = C.run_dataset_contrasts([ma, mb], cfg, runs, engine="inhouse", n_iters=20, subject_groups=groups)
+    assert "share participants" in table.loc[0, "reason"] and "sample1" in table.loc[0, "reason"]
+    _, table = C.run_dataset_contrasts([ma, mb], cfg, runs, engine="inhouse", n_iters=20)
+    assert "share participants" not in table.loc[0, "reason"]

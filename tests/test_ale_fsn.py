@@ -99,3 +99,24 @@ def test_ale_cli_fsn_writes_column_and_tables(tmp_path) -> None:
     assert "fail_safe_n" in table.columns
     assert table.loc[table["significant"], "fail_safe_n"].between(0, 5).all()
     assert (out / "fsn.csv").is_file() and (out / "fsn_summary.csv").is_file()
+
+
+def test_refits_judge_significance_like_the_analysis() -> None:
+    """Voxel-level and cluster-mass inference and exact placement reach the refits (not only cluster size)."""
+    foci, sizes = convergent(6, seed=5)
+    from painmeta.ale.inhouse import run_inhouse
+
+    order = sorted(sizes)
+    for inference in ("cluster_size", "cluster_mass", "voxel"):
+        res = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False, inference=inference)
+        sig = res.clusters_all[res.clusters_all["significant"].astype(bool)]
+        assert len(sig), inference
+        peaks = make_problem(foci, sizes).mask.mm2vox(sig[["peak_x", "peak_y", "peak_z"]].to_numpy(float))
+        # The refit of the unchanged data with the same seed reproduces the analysis' verdict.
+        ok = F.surviving(foci, sizes, order, peaks, 100, 1, inference=inference)
+        assert ok.all(), inference
+    # an impossible alpha: nothing survives, whatever the inference
+    for inference in ("cluster_size", "cluster_mass", "voxel"):
+        assert not F.surviving(foci, sizes, order, peaks, 100, 1, cluster_alpha=1e-9, inference=inference).any()
+    assert F.surviving(foci.assign(x=foci["x"] + 1.0), sizes, order, peaks, 100, 1,
+                       focus_placement="exact").dtype == bool

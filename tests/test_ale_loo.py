@@ -93,3 +93,35 @@ def test_stability_shortcut_equals_relabelling(monkeypatch) -> None:
     slow = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold, own_threshold=False,
                                      full_threshold=res.ale_threshold, loo=loo)
     assert fast.equals(slow)
+
+
+def test_drop_experiment_keeps_exact_placement() -> None:
+    foci, sizes = convergent(6, seed=2)
+    foci = foci.assign(x=foci["x"] + 1.0)  # off the 2 mm grid
+    prob = make_problem(foci, sizes, focus_placement="exact")
+    small = K._drop_experiment(prob, 2)
+    drop = prob.experiment_ids[2]
+    ref = make_problem(foci[foci["experiment_id"] != drop], {k: v for k, v in sizes.items() if k != drop},
+                       focus_placement="exact")
+    assert small.focus_placement == "exact"
+    assert np.array_equal(small.foci_shift, ref.foci_shift)
+    assert np.array_equal(ale_map(small), ale_map(ref))
+
+
+def test_stability_judges_survival_by_the_primary_inference(fitted) -> None:
+    _, _, res, prob = fitted
+    sig = [int(c) for c in res.clusters["cluster_id"]]
+    kw = dict(own_threshold=False, full_threshold=res.ale_threshold)
+    # voxel level: a cluster survives when its peak ALE exceeds the voxel-level cutoff
+    vox = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold, inference="voxel",
+                                    critical_ale=0.0, **kw)
+    assert vox["survives"].equals(vox["n_voxels_without"] > 0)
+    never = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold, inference="voxel",
+                                      critical_ale=1.0, **kw)
+    assert not never["survives"].any()
+    # cluster mass: a cutoff between the smallest and the largest mass splits the table
+    mass = K.leave_one_out_stability(prob, res.label_map, sig, res.cluster_size_threshold,
+                                     inference="cluster_mass", critical_mass=0.0, **kw)
+    assert mass["survives"].equals(mass["n_voxels_without"] > 0)
+    with pytest.raises(ValueError):
+        K.leave_one_out_stability(prob, res.label_map, sig, 1, inference="tfce", **kw)

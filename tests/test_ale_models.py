@@ -284,3 +284,23 @@ def test_cluster_display_table_and_reported_items(tmp_path) -> None:
     path.write_text("items: [\n")
     with pytest.raises(InputError, match="YAML"):
         reported_ale_items(path)
+
+
+def test_inference_and_placement_names_have_one_source() -> None:
+    """The config's choices, the engines' names and the CLI's choices are the same tuples."""
+    from typing import get_args
+
+    from painmeta.ale.inference import INFERENCE_METHODS
+    from painmeta.ale.problem import FOCUS_PLACEMENTS
+    from painmeta.config import ALE_INFERENCE, FOCUS_PLACEMENT
+
+    assert get_args(ALE_INFERENCE) == INFERENCE_METHODS
+    assert get_args(FOCUS_PLACEMENT) == FOCUS_PLACEMENTS
+
+
+def test_crosscheck_budget_needs_inhouse_engine() -> None:
+    from painmeta.config import ALEConfig
+
+    with pytest.raises(Exception, match="crosscheck_max_iters needs ale.engine: inhouse"):
+        ALEConfig.model_validate({"crosscheck_max_iters": 100})
+    assert ALEConfig.model_validate({"engine": "inhouse", "crosscheck_max_iters": 100}).crosscheck_max_iters == 100

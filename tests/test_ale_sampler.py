@@ -134,3 +134,15 @@ def test_crosscheck_budget_exact_on_subset() -> None:
     alone = ih.run_inhouse(foci, n, 60, 5, contributions=False)
     pd.testing.assert_frame_equal(alone.null, cc.inhouse_full.null)
     assert np.array_equal(alone.ale, cc.inhouse_full.ale)
+
+
+def test_crosscheck_budget_above_iterations_still_reports_own_stream() -> None:
+    """A budget at or above the model's iterations (quick runs): the reported in-house result is still its own run."""
+    from painmeta.ale import crosscheck as xc
+
+    foci, n = convergent(n_exp=5, seed=3)
+    cc = xc.crosscheck(foci, n, n_iters=30, seed=5, max_iters=100, contributions=True)
+    assert len(cc.nimare.null) == 30 and not cc.nimare.contributions
+    assert cc.inhouse_full is not None
+    alone = ih.run_inhouse(foci, n, 30, 5, contributions=False)
+    pd.testing.assert_frame_equal(alone.null, cc.inhouse_full.null)

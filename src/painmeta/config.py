@@ -221,8 +221,8 @@ class ALEConfig(_Strict):
     # the in-house analysis keeps all of a model's iterations (needs engine: inhouse).
     crosscheck_max_iters: int | None = Field(default=None, ge=10, le=1_000_000)
     power: ALEPowerConfig = Field(default_factory=ALEPowerConfig)
-    # Names become file names: the key pattern is checked first (the loader turns its
-    # message into "letters, digits ..." on the offending line); _model_names is a second guard.
+    # Names become file names: SafeName's pattern (the loader turns its message into
+    # "letters, digits ..." on the offending line).
     models: dict[SafeName, ALEModelConfig] = Field(default_factory=dict)
     contrasts: dict[SafeName, ALEContrastConfig] = Field(default_factory=dict)
     fsn: ALEFSNConfig = Field(default_factory=ALEFSNConfig)
@@ -236,20 +236,11 @@ class ALEConfig(_Strict):
                                      f"({', '.join(self.models) or 'none'})")
             if c.a == c.b:
                 raise ValueError(f"ale.contrasts.{name}: a and b must be different models")
+        if self.crosscheck_max_iters is not None and self.engine != "inhouse":
+            # The budget cuts NiMARE's iterations; with NiMARE as the primary engine it would cut the result.
+            raise ValueError("ale.crosscheck_max_iters needs ale.engine: inhouse (the budget limits the "
+                             "cross-checking NiMARE run; with engine nimare remove the key)")
         return self
-
-    @field_validator("models", "contrasts")
-    @classmethod
-    def _model_names(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:
-        # Model and contrast names become folder and file names under outputs/<dataset>/ale/.
-        bad = [name for name in value if not re.fullmatch(DATASET_NAME_PATTERN, str(name))]
-        if bad:
-            what = "model" if info.field_name == "models" else "contrast"
-            raise ValueError(
-                f"{what} name {str(bad[0])[:80]!r} is not allowed: use letters, digits, '_' and '-' "
-                "(at most 64 characters, starting with a letter or digit)"
-            )
-        return value
 
 
 class ROIConfig(_Strict):

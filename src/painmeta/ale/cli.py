@@ -33,10 +33,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
+from painmeta.config import ALE_INFERENCE, FOCUS_PLACEMENT
 from painmeta.errors import InputError
 
 
@@ -82,18 +83,18 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                    help="Monte Carlo iterations (required with --sleuth; overrides the config with --dataset)")
     p.add_argument("--seed", type=seed_value, default=None,
                    help="Monte Carlo seed, 0 .. 2**32-1 (default 0, or the dataset config's)")
-    p.add_argument("--engine", choices=("nimare", "inhouse"), default="nimare",
-                   help="primary ALE engine (default: nimare)")
+    p.add_argument("--engine", choices=("nimare", "inhouse"), default=None,
+                   help="primary ALE engine (default: nimare; dataset mode: the config's ale.engine)")
     p.add_argument("--voxel-thresh", type=_probability, default=None, help="cluster-forming p (default 0.001)")
     p.add_argument("--cluster-alpha", type=_probability, default=None, help="cluster-level FWE alpha (default 0.05)")
     p.add_argument("--n-cores", type=_positive_int, default=None, help="cores for the Monte Carlo (default 2)")
     p.add_argument("--name", default=None, type=safe_name,
                    help="model name in outputs (Sleuth mode; letters, digits, '_', '-'; default: first file's stem)")
     p.add_argument("--no-contributions", action="store_true", help="skip jackknife / focus-count tables")
-    p.add_argument("--inference", choices=("cluster_size", "cluster_mass", "voxel"), default=None,
+    p.add_argument("--inference", choices=get_args(ALE_INFERENCE), default=None,
                    help="primary FWE correction that decides the surviving clusters "
                         "(default cluster_size, or the dataset config's); all three are always written")
-    p.add_argument("--focus-placement", choices=("voxel", "exact"), default=None,
+    p.add_argument("--focus-placement", choices=get_args(FOCUS_PLACEMENT), default=None,
                    help="kernel centre: nearest voxel (NiMARE, default) or the exact coordinate "
                         "(GingerALE; in-house engine only)")
     p.add_argument("--crosscheck", action="store_true", help="dataset mode: run both engines and compare")
@@ -158,7 +159,7 @@ def run_sleuth(args: argparse.Namespace) -> int:
     )
     with _executor(args) as ex:
         result = run_model(
-            model, engine=args.engine, seed=0 if args.seed is None else args.seed,
+            model, engine=args.engine or "nimare", seed=0 if args.seed is None else args.seed,
             voxel_thresh=args.voxel_thresh or 0.001, cluster_alpha=args.cluster_alpha or 0.05,
             n_cores=args.n_cores or 2, contributions=not args.no_contributions, progress=args.progress,
             executor=ex,
@@ -178,7 +179,7 @@ def run_sleuth(args: argparse.Namespace) -> int:
 
 def run_dataset(args: argparse.Namespace) -> int:
     """Dataset mode: every configured model, one folder each, plus tables."""
-    from painmeta.ale.models import analyze, load_dataset, save_analysis
+    from painmeta.ale.models import analyze, load_dataset, save_analysis, subject_groups
 
     overrides: dict[str, Any] = {"ale": {}}
     for key, value in (("seed", args.seed), ("voxel_thresh", args.voxel_thresh),
@@ -194,8 +195,9 @@ def run_dataset(args: argparse.Namespace) -> int:
         for key in ("inference", "focus_placement"):
             if getattr(args, key) is not None:
                 setattr(model_cfg, key, getattr(args, key))
+    engine = args.engine or config.ale.engine
     with _executor(args, config.ale.executor) as ex:
-        analysis = analyze(exps, foci, config.ale, engine=args.engine, crosscheck=args.crosscheck,
+        analysis = analyze(exps, foci, config.ale, engine=engine, crosscheck=args.crosscheck,
                            n_iters=args.n_iters, contributions=not args.no_contributions, progress=args.progress,
                            executor=ex)
     out = Path(args.out)
@@ -217,8 +219,9 @@ def run_dataset(args: argparse.Namespace) -> int:
         from painmeta.ale.contrast import run_dataset_contrasts
 
         contrasts, ctable = run_dataset_contrasts(
-            analysis.models, config.ale, analysis.results.get(args.engine, {}), engine=args.engine,
-            seed=config.ale.seed, n_cores=args.n_cores or config.ale.n_cores, n_iters=args.n_iters)
+            analysis.models, config.ale, analysis.primary, engine=engine,
+            seed=config.ale.seed, n_cores=args.n_cores or config.ale.n_cores, n_iters=args.n_iters,
+            subject_groups=subject_groups(exps))
         for cname, cres in contrasts.items():
             cres.save(out / f"contrast-{cname}")
         ctable.to_csv(out / "contrasts.csv", index=False)

@@ -827,6 +827,7 @@ def run_dataset_contrasts(
     n_cores: int = 1,
     n_iters: int | None = None,
     progress: bool = False,
+    subject_groups: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, ContrastResult], pd.DataFrame]:
     """Run every contrast a dataset's config declares (``ale.contrasts``).
 
@@ -836,9 +837,13 @@ def run_dataset_contrasts(
         The dataset's models (skipped ones carry their reason).
     ale_config : ALEConfig
     group_results : mapping
-        Model name -> ALEResult already computed with ``engine``.
+        Model name -> the model's reported ALEResult (``ALEAnalysis.primary``).
     n_iters : int, optional
         Override every contrast's permutations (quick runs).
+    subject_groups : mapping, optional
+        Experiment id -> subject group (``experiments.csv``): two models whose
+        experiments share participants are flagged as not independent, even when
+        the experiment ids differ.
 
     Returns
     -------
@@ -868,10 +873,12 @@ def run_dataset_contrasts(
             min_cluster_mm3=c.min_cluster_mm3, n_cores=n_cores, progress=progress,
             group_results=(group_results[c.a], group_results[c.b]),
         )
-        shared = sorted(set(ma.sample_sizes) & set(mb.sample_sizes))
+        groups = subject_groups or {}
+        shared = sorted({groups.get(e, e) for e in ma.sample_sizes} & {groups.get(e, e) for e in mb.sample_sizes})
         if shared:
-            res.notes.append(f"{len(shared)} experiment(s) in both models ({', '.join(shared[:5])}"
-                             f"{'...' if len(shared) > 5 else ''}): the sets are not independent")
+            res.notes.append(f"{len(shared)} experiment(s) or subject group(s) in both models ({', '.join(shared[:5])}"
+                             f"{'...' if len(shared) > 5 else ''}): the sets share participants, so they are not "
+                             "independent")
         s = res.summary()
         row.update(status="run", n_clusters_a_gt_b=s["n_clusters_a_gt_b"], n_clusters_b_gt_a=s["n_clusters_b_gt_a"],
                    n_clusters_conjunction=s["n_clusters_conjunction"], reason="; ".join(res.notes))

@@ -132,6 +132,9 @@ def leave_one_out_stability(
     loo: LeaveOneOut | None = None,
     own_threshold: bool | None = None,
     full_threshold: float | None = None,
+    inference: str = "cluster_size",
+    critical_mass: float | None = None,
+    critical_ale: float | None = None,
 ) -> pd.DataFrame:
     """Experiment x cluster: does each significant cluster survive without each experiment?
 
@@ -148,8 +151,25 @@ def leave_one_out_stability(
     experiments) chooses between each map's own cluster-forming value and the
     full model's (``full_threshold``, computed when not given); column
     ``threshold_source`` says which.
+
+    ``inference`` is the model's primary FWE correction, and survival is judged
+    the same way: ``cluster_size`` - size at least ``critical_size``;
+    ``cluster_mass`` - mass (sum of ALE above the cluster-forming value) above
+    ``critical_mass``; ``voxel`` - the cluster's peak ALE above
+    ``critical_ale`` (the voxel-level FWE cutoff). All three cutoffs come from
+    the full model's Monte Carlo null.
     """
     from painmeta.ale.inference import analytic_null, threshold_from_null
+
+    if inference not in ("cluster_size", "cluster_mass", "voxel"):
+        raise ValueError(f"unknown inference {inference!r}")
+
+    def _survives(n_vox: int, mass: float, peak: float) -> bool:
+        if inference == "cluster_size":
+            return bool(critical_size is not None and n_vox >= critical_size)
+        if inference == "cluster_mass":
+            return bool(critical_mass is not None and n_vox > 0 and mass > critical_mass)
+        return bool(critical_ale is not None and n_vox > 0 and peak > critical_ale)
 
     geom = problem.mask
     loo = loo or LeaveOneOut(problem)
@@ -175,9 +195,10 @@ def leave_one_out_stability(
             # only on the experiment's support), so no relabelling is needed.
             for c in cluster_ids:
                 ijk, n0, peak0, top, top_mm = info[c]
+                mass0 = float(np.sum(full[tuple(ijk.T)].astype(np.float64) - float(full_threshold)))
                 rows.append({
                     "experiment_id": exp, "cluster_id": int(c),
-                    "survives": bool(critical_size is not None and n0 >= critical_size),
+                    "survives": _survives(n0, mass0, peak0),
                     "n_voxels": n0, "n_voxels_without": n0, "size_change_pct": 0.0, "peak_ale": peak0,
                     "peak_ale_without": peak0, "peak_shift_mm": 0.0, "cluster_forming_ale_without": float(full_threshold),
                     "threshold_source": source, "critical_size": critical_size,
@@ -202,11 +223,12 @@ def leave_one_out_stability(
                 vv = vol[tuple(vox.T)]
                 t = vox[int(np.argmax(vv))]
                 n1, pk, shift = len(vox), float(vv.max()), float(np.linalg.norm(geom.vox2mm(t[None])[0] - top_mm))
+                m1 = float(np.sum(vv.astype(np.float64) - float(thr)))
             else:
-                n1, pk, shift = 0, float(vol[tuple(top)]), float("nan")
+                n1, pk, shift, m1 = 0, float(vol[tuple(top)]), float("nan"), 0.0
             rows.append({
                 "experiment_id": exp, "cluster_id": int(c),
-                "survives": bool(critical_size is not None and n1 >= critical_size),
+                "survives": _survives(n1, m1, pk),
                 "n_voxels": n0, "n_voxels_without": n1, "size_change_pct": 100.0 * (n1 - n0) / n0,
                 "peak_ale": peak0, "peak_ale_without": pk, "peak_shift_mm": shift,
                 "cluster_forming_ale_without": float(thr), "threshold_source": source,
@@ -230,6 +252,7 @@ def _drop_experiment(problem: ALEProblem, e: int) -> ALEProblem:
         new_index[problem.focus_exp[keep]].astype(np.int32),
         np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         problem.kernels, np.delete(problem.exp_kernel, e), problem.mask,
+        problem.focus_placement, None if problem.foci_shift is None else problem.foci_shift[keep],
     )
 
 

@@ -296,8 +296,11 @@ def crosscheck(
     -------
     CrossCheck
     """
-    budget = max_iters is not None and int(max_iters) < int(n_iters)
-    m = int(max_iters) if budget else int(n_iters)
+    # With a budget, the in-house analysis to report is always its own full run (own stream, all
+    # iterations), whether or not the budget cuts NiMARE's iterations: the result then does not
+    # depend on n_iters relative to the budget, and NiMARE's contributions are never computed.
+    budget = max_iters is not None
+    m = min(int(max_iters), int(n_iters)) if budget else int(n_iters)
     ref = ne.run_nimare(foci, sample_sizes, m, seed, voxel_thresh, cluster_alpha, n_cores, name,
                         contributions=contributions and not budget, inference=inference, progress=progress)
     est = ref.native.estimator
@@ -318,7 +321,8 @@ def crosscheck(
     if budget:
         # the analysis to report: all iterations of the in-house stream, input focus order (as run_model)
         full = ih.run_inhouse(foci, sample_sizes, n_iters, seed, voxel_thresh, cluster_alpha, n_cores, name,
-                              contributions=contributions, executor=executor, inference=inference)
+                              contributions=contributions, executor=executor, inference=inference,
+                              progress=progress)
         indep = full.null
     else:
         indep = ih.null_statistics(problem, test.ale_threshold, n_iters, seed, n_threads=n_cores, executor=executor)

@@ -37,6 +37,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from painmeta.ale.inference import (
     cluster_masses,
@@ -111,24 +112,38 @@ def surviving(
     voxel_thresh: float = 0.001,
     cluster_alpha: float = 0.05,
     n_threads: int | None = None,
+    inference: str = "cluster_size",
+    focus_placement: str = "voxel",
 ) -> np.ndarray:
     """Refit (in-house engine) and tell, per peak voxel, whether it lies in a significant cluster.
 
-    Significance by cluster size (cluster-level FWE ``p < cluster_alpha``) against
-    the refit's own Monte Carlo null.
+    Significance as the original analysis judged it (``inference``: cluster
+    size, cluster mass, or voxel level - the cluster holds a voxel whose ALE
+    reaches voxel-level FWE ``p < cluster_alpha``) against the refit's own Monte
+    Carlo null, with the original focus placement.
     """
     from painmeta.ale.inhouse import null_statistics
 
-    problem = make_problem(foci, sample_sizes, experiment_order=list(order))
+    problem = make_problem(foci, sample_sizes, experiment_order=list(order), focus_placement=focus_placement)
     obs = fit_observed(problem, voxel_thresh)
     labels, n = label_clusters(obs.ale, obs.ale_threshold, problem.mask)
     peak_labels = labels[tuple(np.asarray(peaks_ijk).T)]
     if n == 0 or not np.any(peak_labels):
         return np.zeros(len(peaks_ijk), dtype=bool)
     null = null_statistics(problem, obs.ale_threshold, n_iters, seed, n_threads=n_threads)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
     p = np.ones(n + 1)
-    p[1:] = null_to_p(sizes[1:], null["max_cluster_size"].to_numpy())
+    if inference == "cluster_size":
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)
+        p[1:] = null_to_p(sizes[1:], null["max_cluster_size"].to_numpy())
+    elif inference == "cluster_mass":
+        masses = cluster_masses(obs.ale, labels, n, obs.ale_threshold, problem.mask)
+        p[1:] = null_to_p(masses, null["max_cluster_mass"].to_numpy())
+    elif inference == "voxel":
+        vol = problem.mask.unmask(np.asarray(obs.ale, dtype=np.float32))
+        peaks = np.asarray(ndimage.maximum(vol, labels, index=np.arange(1, n + 1)), dtype=np.float32)
+        p[1:] = null_to_p(peaks, null["max_ale"].to_numpy())
+    else:
+        raise ValueError(f"unknown inference {inference!r}")
     ok = significant(p, cluster_alpha)
     ok[0] = False
     return ok[peak_labels]
@@ -224,6 +239,8 @@ def fail_safe_n(
     n_threads: int | None = None,
     experiment_order: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    inference: str = "cluster_size",
+    focus_placement: str = "voxel",
 ) -> FSNResult:
     """Fail-safe N of clusters given by their peak coordinates.
 
@@ -242,12 +259,15 @@ def fail_safe_n(
         Monte Carlo iterations of every refit; ``seed`` seeds the drawers
         (``SeedSequence(seed).spawn(n_drawers)``) and the refits' Monte Carlo.
     method : {"bisect", "scan"}
+    inference, focus_placement : str
+        How the original analysis judged significance and placed foci; every
+        refit does the same (:func:`surviving`).
     """
     if method not in ("bisect", "scan"):
         raise ValueError("method must be 'bisect' or 'scan'")
     t0 = time.perf_counter()
     order = list(experiment_order) if experiment_order is not None else sorted(set(map(str, foci["experiment_id"])))
-    real = make_problem(foci, sample_sizes, experiment_order=order)
+    real = make_problem(foci, sample_sizes, experiment_order=order, focus_placement=focus_placement)
     kmax = int(k_max if k_max is not None else round(max_factor * real.n_experiments))
     peaks_ijk = real.mask.mm2vox(np.asarray(peaks_xyz, dtype=float).reshape(-1, 3))
     n_cl = len(peaks_ijk)
@@ -263,7 +283,8 @@ def fail_safe_n(
             allf = pd.concat([base, nf], ignore_index=True)
             sizes = {**{str(e): v for e, v in sample_sizes.items()}, **ns}
             out = surviving(allf, sizes, order + nids, peaks_ijk, n_iters, mc_seed, voxel_thresh,
-                            cluster_alpha, n_threads)
+                            cluster_alpha, n_threads, inference=inference,
+                            focus_placement=focus_placement)
             if progress is not None:
                 progress(f"drawer {d + 1}/{n_drawers}: k = {k}: {int(out.sum())}/{n_cl} clusters significant")
             return out
@@ -328,7 +349,8 @@ def attach_fsn(
         foci, sample_sizes, sig[["peak_x", "peak_y", "peak_z"]].to_numpy(float), n_drawers=n_drawers,
         max_factor=max_factor, n_iters=int(n_iters or res.n_iters), seed=int(res.seed if seed is None else seed),
         voxel_thresh=res.voxel_thresh, cluster_alpha=res.cluster_alpha, method=method, n_threads=n_threads,
-        experiment_order=res.experiment_ids,
+        experiment_order=res.experiment_ids, inference=getattr(res, "inference", "cluster_size"),
+        focus_placement=getattr(res, "focus_placement", "voxel"),
     )
     ids = sig["cluster_id"].to_numpy()
     out.table["cluster_id"] = ids[out.table["cluster_id"].to_numpy() - 1]
@@ -338,5 +360,6 @@ def attach_fsn(
     table["fail_safe_n"] = table["cluster_id"].map(dict(zip(summ["cluster_id"], summ["mean"])))
     res.notes.append(
         f"fail-safe N: {n_drawers} file drawers of up to {out.k_max} null experiments "
-        f"({method}, {out.n_iters} Monte Carlo iterations per refit, null foci uniform in the brain mask)")
+        f"({method}, {out.n_iters} Monte Carlo iterations per refit, null foci uniform in the brain mask; "
+        f"significance by {getattr(res, 'inference', 'cluster_size')}, as the analysis)")
     return out

@@ -152,7 +152,7 @@ def _model_setting(model_cfg: Any, ale_config: Any, key: str, default: Any) -> A
     return default if value is None else value
 
 
-def _subject_groups(exps: pd.DataFrame) -> dict[str, str]:
+def subject_groups(exps: pd.DataFrame) -> dict[str, str]:
     """Experiment id -> subject group, for rows with a non-empty ``subject_group``."""
     if "subject_group" not in exps.columns:
         return {}
@@ -258,7 +258,7 @@ def build_models(experiments: pd.DataFrame, foci: pd.DataFrame, ale_config: Any)
     rec_exp = int(_cfg(ale_config, "recommended_experiments", 17))
     incl_unver = bool(_cfg(ale_config, "include_unverified", True))
     models_cfg = _cfg(ale_config, "models", {}) or {}
-    groups = _subject_groups(exps)
+    groups = subject_groups(exps)
     out: list[ALEModel] = []
     for name, mc in models_cfg.items():
         ctypes = list(_cfg(mc, "contrast_types", ["between_group"]))

@@ -228,11 +228,11 @@ def simulate_one(block: Block, rng: np.random.Generator, cfg: _Config, scenario:
 
 
 def clopper_pearson(count: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact binomial interval (statsmodels' ``proportion_confint(method="beta")``)."""
-    from statsmodels.stats.proportion import proportion_confint
+    """Exact binomial interval for one count (the project's :func:`painmeta.proportions.clopper_pearson`)."""
+    from painmeta.proportions import clopper_pearson as _cp
 
-    lo, hi = proportion_confint(int(count), int(n), alpha=1 - level, method="beta")
-    return float(np.nan_to_num(lo, nan=0.0)), float(np.nan_to_num(hi, nan=1.0))
+    lo, hi = _cp([int(count)], [int(n)], level)
+    return float(lo[0]), float(hi[0])
 
 
 @dataclass
