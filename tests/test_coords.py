@@ -85,3 +85,15 @@ def test_label_rules_are_explicit():
     assert coords.expected_aal_prefixes("Cerebellum_Crus2_L") == ("Cerebelum_Crus2",)
     assert coords.expected_aal_prefixes("Postcentral gyrus (BA 31)") == ("Postcentral",)
     assert coords.expected_aal_prefixes("something unusual") == ()
+
+
+def test_label_at_many_points_at_once_equals_one_at_a_time():
+    from painmeta.coords import load_atlas
+
+    rng = np.random.default_rng(3)
+    xyz = np.vstack([rng.uniform(-80, 80, size=(200, 3)), [[500.0, 0.0, 0.0], [-40.0, -20.0, 50.0]]])
+    for name in ("aal", "harvard_oxford", "talairach_ba"):
+        atlas = load_atlas(name)
+        many = atlas.label_at(xyz)
+        assert many == [atlas.label_at(p)[0] for p in xyz]
+        assert many[-2] == "" and many[-1] != ""  # outside the volume; in the brain
