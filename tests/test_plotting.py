@@ -64,7 +64,7 @@ def test_glass_brain_draws_markers_up_to_the_limit_and_a_density_above_it():
 def test_caption_says_what_the_figure_draws():
     foci = _foci(40)
     few = foci_glass_brain_caption(foci, {"f0"}, colour_by="study_id", density_above=40)
-    assert few.startswith("One marker per focus (40 foci), one colour per study (7;")
+    assert few.startswith("One marker per focus (40 foci), one colour per study (7).")
     assert "Black crosses: 1 focus with a QA error." in few
     many = foci_glass_brain_caption(foci, set(), density_above=39)
     assert many.startswith("Density of all 40 foci, not one marker per focus (more than 39 markers")

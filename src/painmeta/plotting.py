@@ -152,7 +152,7 @@ def foci_glass_brain(foci: pd.DataFrame, flagged: set[str] | None = None, title:
         vmax = float(np.max(img.dataobj))
         # Viridis is perceptually uniform and colour-blind safe; the threshold keeps the faint tail of the
         # Gaussian from greying the whole brain.
-        title = f"{title}: foci per cm³" if title else "foci per cm³"
+        title = f"{title} · density, foci per cm³" if title else "density, foci per cm³"
         display = plotting.plot_glass_brain(img, display_mode="lyrz", figure=fig, title=title,
                                             cmap="viridis", plot_abs=False, colorbar=True, vmin=0, vmax=vmax,
                                             threshold=0.05 * vmax, cbar_tick_format="%.2g")
@@ -189,8 +189,9 @@ def foci_glass_brain_caption(foci: pd.DataFrame, flagged: set[str] | None = None
                 f"hide each other): foci per cm³ after Gaussian smoothing (FWHM {fwhm:g} mm), maximum-intensity "
                 f"projection; values below 5% of the maximum are not drawn.{outside}{crosses}")
     groups = foci[colour_by].nunique() if n else 0
+    repeat = f"; colours repeat after {len(OKABE_ITO)}" if groups > len(OKABE_ITO) else ""
     return (f"One marker per focus ({n:,} foci), one colour per {colour_by.replace('_id', '').replace('_', ' ')} "
-            f"({groups}; colours repeat after {len(OKABE_ITO)}).{crosses}")
+            f"({groups}{repeat}).{crosses}")
 
 
 def empty_axes_message(ax: plt.Axes, text: str) -> None:
