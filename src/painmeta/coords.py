@@ -16,6 +16,7 @@ coordinate.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -175,9 +176,7 @@ def load_atlas(name: str) -> LabelAtlas:
         data = np.asarray(img.dataobj).astype(int)
         return LabelAtlas(name, data, img.affine, labels)
     if name == "harvard_oxford":
-        from nimare.utils import get_resource_path
-
-        img = nib.load(Path(get_resource_path()) / "atlases" / "HarvardOxford-cort-maxprob-thr25-2mm.nii.gz")
+        img = nib.load(nimare_resources() / "atlases" / "HarvardOxford-cort-maxprob-thr25-2mm.nii.gz")
         data = np.asarray(img.dataobj).astype(int)
         labels = {int(v): f"HO-cortical-{int(v)}" for v in np.unique(data) if v}
         labels.update(_HARVARD_OXFORD_CORTICAL)
@@ -215,17 +214,29 @@ _HARVARD_OXFORD_CORTICAL = {
 
 
 @lru_cache(maxsize=1)
+def nimare_resources() -> Path:
+    """NiMARE's ``resources`` folder in the installed wheel, found without importing NiMARE.
+
+    ``import nimare`` loads most of the package (seconds); the extraction stage only needs two files from it.
+    The same folder as :func:`nimare.utils.get_resource_path`.
+    """
+    spec = importlib.util.find_spec("nimare")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("nimare is not installed (it ships the MNI152 mask and Harvard-Oxford atlas)")
+    return Path(list(spec.submodule_search_locations)[0]) / "resources"
+
+
 def brain_mask() -> tuple[np.ndarray, np.ndarray]:
     """NiMARE's MNI152 2 mm brain mask (GingerALE-style, 228,483 voxels).
+
+    The file :func:`nimare.utils.get_template` loads for ``("mni152_2mm", mask="brain")``, read directly.
 
     Returns
     -------
     data : numpy.ndarray of bool, shape (91, 109, 91)
     affine : numpy.ndarray, shape (4, 4)
     """
-    from nimare.utils import get_template
-
-    img = get_template("mni152_2mm", mask="brain")
+    img = nib.load(nimare_resources() / "templates" / "tpl-MNI152NLin6Asym_res-02_desc-brain_mask.nii.gz")
     return np.asarray(img.dataobj) > 0, img.affine
 
 
