@@ -96,6 +96,17 @@ def foci_density_image(foci: pd.DataFrame, fwhm: float = FOCI_DENSITY_FWHM):
     n_outside : int
         Foci outside the grid (not counted; the caption says how many).
     """
+    xyz = np.ascontiguousarray(foci[["x", "y", "z"]].to_numpy(float)).reshape(-1, 3)
+    import nibabel as nib
+
+    # The figure and its caption ask for the same density: computed once per set of coordinates (the caller
+    # gets its own copy of the array).
+    img, n_outside = _density(xyz.tobytes(), float(fwhm))
+    return nib.Nifti1Image(np.array(img.dataobj), img.affine), n_outside
+
+
+@functools.lru_cache(maxsize=2)
+def _density(xyz_bytes: bytes, fwhm: float):
     import nibabel as nib
     from nibabel.affines import apply_affine, voxel_sizes
     from nilearn.image import smooth_img
@@ -103,7 +114,7 @@ def foci_density_image(foci: pd.DataFrame, fwhm: float = FOCI_DENSITY_FWHM):
     from painmeta.coords import brain_mask
 
     mask, affine = brain_mask()
-    xyz = foci[["x", "y", "z"]].to_numpy(float)
+    xyz = np.frombuffer(xyz_bytes, dtype=np.float64).reshape(-1, 3)
     ijk = np.rint(apply_affine(np.linalg.inv(affine), xyz)).astype(int) if len(xyz) else np.zeros((0, 3), int)
     inside = np.all((ijk >= 0) & (ijk < np.array(mask.shape)), axis=1)
     counts = np.zeros(mask.shape, dtype=np.float64)
