@@ -33,7 +33,7 @@ import pandas as pd
 from painmeta import extraction, tables
 from painmeta.display import literal, show_markdown, show_table
 from painmeta.notebooks import setup_notebook
-from painmeta.plotting import foci_glass_brain, publish
+from painmeta.plotting import foci_glass_brain, foci_glass_brain_caption, publish
 
 setup_notebook()
 ext, config, paths = extraction.extract(dataset, config_overrides or None)
@@ -103,12 +103,19 @@ else:
 show_table(ext.qa_lookup, empty="No peak was looked up.", max_rows=1000,
            full_table=f"data/processed/{dataset}/qa_lookup.csv")
 
+# %% [markdown]
+# ## Foci on a glass brain
+# Every focus in MNI space, QA errors as black crosses. A dataset with thousands of foci is drawn as a smoothed
+# density instead of one marker per focus; the caption under the figure says which.
+
 # %%
 if len(ext.foci):
     errors = set(ext.qa_flags.loc[ext.qa_flags["severity"] == "error", "focus_id"]) if len(ext.qa_flags) else set()
     colour_by = "experiment_id" if ext.foci["experiment_id"].nunique() <= 8 else "study_id"
+    # Thousands of foci are drawn as a smoothed density, not as markers; the caption says which it is.
     fig = foci_glass_brain(ext.foci, errors, title=f"{dataset}: public foci (MNI)", colour_by=colour_by)
     publish(fig, fig_dir / "foci_glass_brain")
+    show_markdown(literal(foci_glass_brain_caption(ext.foci, errors, colour_by=colour_by)))
 else:
     show_markdown("No coordinates in this dataset, so there is no glass brain.")
 

@@ -44,6 +44,9 @@ labels = {code: config.direction_label(code) for code in config.proportions.subg
 written = proportions.write_tables(analyses, paths.processed, labels)
 out = paths.stage("proportions")
 colours = {labels[c]: DIRECTION_COLOURS[c] for c in labels}
+# A dataset without region-level findings (a coordinate database, an ALE-only reproduction) has nothing to pool:
+# one line says so instead of 0/0 tables and empty figures.
+nothing = proportions.nothing_to_pool(result.counts)
 # Proportions and their intervals in three decimals; other numbers as painmeta.display formats them.
 P3 = {c: "{:.3f}" for c in ("pooled", "lower", "upper", "common", "proportion", "ci_lower", "ci_upper",
                             "reported_proportion", "reported_ci_lower", "reported_ci_upper")}
@@ -55,22 +58,30 @@ HEADERS = {"k": "Networks (k)", "total": "n", "pooled": "Pooled (random)", "comm
 # From the ROI matrices of stage 2 (every count traces back to findings there).
 
 # %%
-show_table(roi.counts_wide(result.counts), empty="No counts: the ROI matrices are empty.")
+if nothing:
+    show_markdown(literal(nothing))
+else:
+    show_table(roi.counts_wide(result.counts), empty="No counts: the ROI matrices are empty.")
 
 # %% [markdown]
 # ## Pooled estimates
 
 # %%
-summary = pd.concat([a.summary(labels) if a.overall is not None else
-                     pd.DataFrame([{"level": a.level, "note": a.skipped}]) for a in analyses.values()])
-show_table(summary, formats=P3, headers=HEADERS, empty="Nothing was pooled.")
+if nothing:
+    show_markdown(literal(nothing))
+else:
+    summary = pd.concat([a.summary(labels) if a.overall is not None else
+                         pd.DataFrame([{"level": a.level, "note": a.skipped}]) for a in analyses.values()])
+    show_table(summary, formats=P3, headers=HEADERS, empty="Nothing was pooled.")
 
 # %% [markdown]
 # ## Forest plots
 # One per level: all networks (overall), then the directional subgroups with the test for subgroup differences.
 
 # %%
-for level, la in analyses.items():
+if nothing:
+    show_markdown(literal(nothing))
+for level, la in ({} if nothing else analyses).items():
     if la.overall is None:
         show_markdown(f"**{level} level:** not pooled: {literal(la.skipped)}.")
         continue
@@ -93,7 +104,9 @@ for level, la in analyses.items():
 for level, la in analyses.items():
     if la.overall is not None:
         show_table(la.overall.to_frame(), formats=P3, headers=HEADERS, caption=f"{level.capitalize()} level")
-if all(la.overall is None for la in analyses.values()):
+if nothing:
+    show_markdown(literal(nothing))
+elif all(la.overall is None for la in analyses.values()):
     show_markdown("No per-network rows: nothing was pooled (see above).")
 
 # %% [markdown]

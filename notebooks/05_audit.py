@@ -173,7 +173,8 @@ else:
 
 # %% [markdown]
 # ## Internal inconsistencies of the paper
-# Computed from the tables, not asserted: each row shows the arithmetic.
+# Computed from the tables, not asserted: each row shows the arithmetic. A contradiction that can only be read in
+# the paper (not computed) comes from an item's `inconsistency` in `reported.yaml`, and its evidence says so.
 
 # %%
 inc = audit.inconsistencies(ctx) if has_reported else pd.DataFrame()

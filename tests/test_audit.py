@@ -131,6 +131,9 @@ def test_inconsistencies_are_computed(cipn):
     assert "2,486 ≠ stated 2,488" in text
     assert "8/15" in text and "9/15 gives 0.60" in text and "p 0.8646" in text
     assert "multiple myeloma" in text
+    # The one contradiction that is read, not computed, comes from cipn's reported.yaml, marked as such.
+    stated = inc[inc["issue"] == "Heterogeneity reported in the ALE section"]
+    assert len(stated) == 1 and "read in the paper, not computed" in stated["evidence"].iloc[0]
 
 
 def _mini_with_reported(tmp_path: Path, fixtures: Path, items: list[dict]) -> Path:
@@ -167,3 +170,34 @@ def test_reported_yaml_errors_name_the_item(tmp_path, fixtures):
     msg = str(info.value)
     assert "item 1 ('a'): kind 'nonsense'" in msg
     assert "item 2 ('a'): key 'value' is missing" in msg and "used twice" in msg
+
+
+def test_inconsistencies_are_generic_and_dataset_prose_comes_from_reported_yaml(tmp_path, fixtures):
+    # valid_mini: StudyA2020 (breast cancer, 15 patients) and StudyB2021 (colorectal cancer, 20), both in ALE.
+    folder = _mini_with_reported(tmp_path, fixtures, [
+        {"id": "population", "what": "population", "value": "colorectal cancer", "where": "1", "kind": "population"},
+        {"id": "ale_participants", "what": "Participants in ALE", "value": 35, "where": "2",
+         "kind": "ale_participants"},
+        {"id": "het_p", "what": "Heterogeneity p", "value": 0.5, "where": "4.2", "kind": "heterogeneity",
+         "inconsistency": {"issue": "Reported in the wrong section", "consequence": "not what it says it is"}},
+    ])
+    inc = audit.inconsistencies(audit.build_context(folder.name))
+    assert list(inc["issue"]) == ["Population described as all colorectal cancer", "Reported in the wrong section"]
+    pop, stated = inc.to_dict("records")
+    assert pop["evidence"] == "StudyA2020: breast cancer"
+    assert "every included study is colorectal cancer" in pop["consequence"] and "breast" not in pop["consequence"]
+    # Read in the paper, not computed: the row says so and carries the dataset's own words.
+    assert stated["evidence"] == ("Heterogeneity p = 0.5 (section 4.2) [read in the paper, not computed: "
+                                  "reported.yaml item het_p]")
+    assert stated["consequence"] == "not what it says it is"
+    # 35 ALE participants are also the 35 patients enrolled: no inconsistency to report.
+    assert not inc["issue"].str.contains("Participants").any()
+
+
+def test_reported_inconsistency_must_be_issue_and_consequence_text(tmp_path, fixtures):
+    folder = _mini_with_reported(tmp_path, fixtures, [
+        {"id": "het_p", "what": "p", "value": 0.5, "where": "1", "kind": "heterogeneity",
+         "inconsistency": {"issue": "x", "why": "y"}},
+    ])
+    with pytest.raises(InputError, match=r"item 1 \('het_p'\): 'inconsistency' must be a mapping with text 'issue'"):
+        audit.load_reported(folder / "reported.yaml")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -85,3 +87,35 @@ def test_label_rules_are_explicit():
     assert coords.expected_aal_prefixes("Cerebellum_Crus2_L") == ("Cerebelum_Crus2",)
     assert coords.expected_aal_prefixes("Postcentral gyrus (BA 31)") == ("Postcentral",)
     assert coords.expected_aal_prefixes("something unusual") == ()
+
+
+def test_label_at_many_points_at_once_equals_one_at_a_time():
+    from painmeta.coords import load_atlas
+
+    rng = np.random.default_rng(3)
+    xyz = np.vstack([rng.uniform(-80, 80, size=(200, 3)), [[500.0, 0.0, 0.0], [-40.0, -20.0, 50.0]]])
+    for name in ("aal", "harvard_oxford", "talairach_ba"):
+        atlas = load_atlas(name)
+        many = atlas.label_at(xyz)
+        assert many == [atlas.label_at(p)[0] for p in xyz]
+        assert many[-2] == "" and many[-1] != ""  # outside the volume; in the brain
+
+
+def test_brain_mask_is_nimares_and_read_without_importing_nimare():
+    import subprocess
+    import sys
+
+    from nimare.utils import get_resource_path, get_template
+
+    from painmeta.coords import brain_mask, nimare_resources
+
+    mask, affine = brain_mask()
+    ref = get_template("mni152_2mm", mask="brain")
+    assert np.array_equal(mask, np.asarray(ref.dataobj) > 0) and np.array_equal(affine, ref.affine)
+    assert int(mask.sum()) == 228483
+    assert nimare_resources().resolve() == Path(get_resource_path()).resolve()
+    # Importing NiMARE takes seconds; the extraction stage reads two of its files without it.
+    code = ("import sys; from painmeta import coords; coords.brain_mask(); coords.load_atlas('harvard_oxford'); "
+            "print('nimare' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -56,3 +57,18 @@ def test_no_notebook_outputs_or_ipynb_tracked():
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
     assert not [f for f in tracked if f.endswith(".ipynb")], "commit the py:percent sources, not .ipynb files"
+
+
+#: Names of one dataset's studies or its paper; the pre-commit hook greps src/ and notebooks/ for the same.
+DATASET_SPECIFIC = re.compile(r"Boland|Nudelman|Smith 2021|Liu 2022|Diagnostics 2026")
+
+
+def test_no_dataset_specific_names_in_src_or_notebooks():
+    """Nothing dataset-specific in code: text that belongs to one dataset comes from data/raw/<name>/."""
+    hits = []
+    for folder in (ROOT / "src", ROOT / "notebooks"):
+        for path in sorted(p for p in folder.rglob("*") if p.suffix in {".py", ".j2", ".json", ".md", ".tpl"}):
+            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if DATASET_SPECIFIC.search(line):
+                    hits.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not hits, "dataset-specific names in code:\n" + "\n".join(hits)

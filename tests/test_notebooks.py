@@ -53,3 +53,22 @@ def _assert_self_contained_index(index: Path, dataset: str) -> None:
         assert f'href="{stage}.html"' in text
     # Build info: the SHA-256 table of the inputs (a 64-hex-digit checksum), and the dataset's name.
     assert "SHA-256" in text and re.search(r"\b[0-9a-f]{64}\b", text) and paths.name in text
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("dataset", ["enge2021_semantic", "cipn"])
+def test_proportions_page_says_in_one_line_when_there_is_nothing_to_pool(dataset):
+    """Without region-level findings the page says so once per section: no 0/0 tables, no empty forest plots."""
+    import json
+
+    from painmeta.proportions import NOTHING_TO_POOL
+
+    result = run_stage("03_proportions", dataset, parameters={"quick": True})
+    cells = json.loads(Path(result["notebook"]).read_text(encoding="utf-8"))["cells"]
+    shown = json.dumps([c.get("outputs", []) for c in cells if c["cell_type"] == "code"])
+    forests = list((dataset_paths(dataset).outputs / "proportions").glob("forest_*.png"))
+    if dataset == "cipn":  # region-level findings: tables and forest plots, no such line
+        assert NOTHING_TO_POOL not in shown and forests
+    else:
+        assert shown.count(NOTHING_TO_POOL) == 4
+        assert "0/0" not in shown and "image/png" not in shown and not forests

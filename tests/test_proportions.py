@@ -396,3 +396,18 @@ def test_cli_as_module() -> None:
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "error:" in bad.stderr
+
+
+def test_nothing_to_pool_only_when_no_level_has_an_entry():
+    import pandas as pd
+
+    from painmeta.proportions import NOTHING_TO_POOL, nothing_to_pool
+
+    rows = [{"level": lvl, "subgroup": "overall", "network": net, "events": 0, "n": 0}
+            for lvl in ("experiment", "study") for net in ("dmn", "cerebellum")]
+    empty = pd.DataFrame(rows)
+    assert nothing_to_pool(empty) == NOTHING_TO_POOL
+    assert nothing_to_pool(empty.iloc[:0]) == NOTHING_TO_POOL
+    one = empty.copy()
+    one.loc[3, "n"] = 1  # one study entered the study-level matrix
+    assert nothing_to_pool(one) is None

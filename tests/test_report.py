@@ -139,7 +139,7 @@ def test_key_findings_are_computed_from_stage_outputs(tmp_path, monkeypatch):
     assert ("ROI synthesis: most often implicated — Default mode network, Prefrontal (3 of 8 contrasts each).") in text
     assert "pooled share of networks involved — experiment level 0.37 (95% CI 0.18–0.6, 6/16 cells)." in text
     line = re.search(r"<li>(Audit: [^<]*)</li>", text).group(1)
-    assert line.startswith("Audit: 2 of 5 reported numbers reproduced (recomputed and matching); ")
+    assert line.startswith("Audit: 2 of 5 numbers the source reports reproduced (recomputed and matching); ")
     assert {"1 mismatch", "1 not reproducible (inputs not public)", "1 consistent by construction"} == set(
         line.split("; ", 1)[1].rstrip(".").split(", "))
     assert "0.37499999" not in text
@@ -252,3 +252,17 @@ def test_stage_template_and_check_accept_nilearn_view_img(tmp_path):
     assert "srcdoc=" in text and not re.search(r"""<script[^>]+src=["']https?://""", text)
     (rep,) = browser_check.check_pages([page], tmp_path / "shots")
     assert rep.ok, rep
+
+
+@pytest.mark.parametrize("role, source", [("review", "the review"), ("published", "the paper"),
+                                          ("database", "the source"), ("positive_control", "the source"),
+                                          ("other", "the source")])
+def test_index_names_who_reported_the_audited_numbers_by_role(tmp_path, monkeypatch, role, source):
+    paths = _tmp_project(tmp_path, monkeypatch, "mine", _MINI.format(name="mine", title="Mine", role=role))
+    _write_outputs(paths, n_clusters=1)
+    (paths.processed / "audit_inconsistencies.csv").write_text("issue,evidence,consequence\na,b,c\n")
+    text = build_index("mine").read_text()
+    assert f"<li>Audit: 2 of 5 numbers {source} reports reproduced (recomputed and matching); " in text
+    assert f"<h2>Internal inconsistencies of the numbers {source} reports</h2>" in text
+    if role != "review":
+        assert "review" not in text

@@ -20,11 +20,12 @@ compared voxel by voxel). :func:`audit` returns one row per item with
   * ``not compared``: the audit lists it but does not judge it (below a stated size floor, or the
     analysis has not run here);
 - ``reason``: one line saying why;
-- ``engine_check``: for proportions and heterogeneity, the same engine run on the counts the review's
+- ``engine_check``: for proportions and heterogeneity, the same engine run on the counts the paper's
   numbers imply (``review_implied_counts.csv``), which shows whether our statistics reproduce the
-  review's where its inputs are known.
+  paper's where its inputs are known.
 
-:func:`inconsistencies` lists the review's internal contradictions, each computed from the data.
+:func:`inconsistencies` lists the paper's internal contradictions, each computed from the data (the few
+that can only be read, not computed, come from an item's ``inconsistency`` in ``reported.yaml``).
 
 Reported values are compared at the precision they are printed with (two decimals for proportions, four
 for p-values, two significant digits for ALE values), because that is all a paper gives.
@@ -181,6 +182,13 @@ def load_reported_all(path: Path | str) -> dict[str, Any]:
                 problems.append(f"{where}: an ale_summary needs 'key', one of {sorted(SUMMARY_KEYS)}")
             if not ({"model", "models"} & set(item)):
                 problems.append(f"{where}: an ale_summary needs 'model' (one) or 'models' (a list, or 'all')")
+        stated = item.get("inconsistency")
+        if stated is not None and not (isinstance(stated, dict) and set(stated) <= {"issue", "evidence", "consequence"}
+                                       and all(isinstance(stated.get(k), str) and stated[k].strip()
+                                               for k in ("issue", "consequence"))
+                                       and isinstance(stated.get("evidence", ""), str)):
+            problems.append(f"{where}: 'inconsistency' must be a mapping with text 'issue' and 'consequence' "
+                            "(and optionally 'evidence')")
         if kind == "config" and not isinstance(item.get("key"), str):
             problems.append(f"{where}: a config item needs 'key', the dotted path in dataset.yaml "
                             "(e.g. ale.models.all.n_iters)")
@@ -303,7 +311,7 @@ def build_context(dataset: str, overrides: dict | None = None) -> AuditContext:
 
 
 def _implied_result(ctx: AuditContext, level: str, subgroup: str):
-    """metaprop on the review-implied per-network counts of one level (overall only)."""
+    """metaprop on the paper-implied per-network counts of one level (overall only)."""
     from painmeta.proportions import metaprop
 
     if ctx.implied is None:
@@ -316,12 +324,13 @@ def _implied_result(ctx: AuditContext, level: str, subgroup: str):
 
 
 def study_variant_counts(ctx: AuditContext) -> tuple[list[int], list[int], list[str]] | None:
-    """The study-level counts that reproduce the review's reported overall (one 2/3 network at 3/3).
+    """The implied study-level counts with the most frequent network raised to every study.
 
-    The text gives 2/3, 2/3, 2/3, 1/3, 1/3 (8/15); the reported overall 0.60
-    (0.35-0.81) and heterogeneity p = 0.8646 are produced by 9/15 with one of
-    the 2/3 networks at 3/3. Which network is not knowable; the pooled result
-    is the same whichever it is (the rows are exchangeable in the GLMM).
+    A paper's per-network proportions and its pooled overall proportion may not
+    agree: the variant tests whether one network counted in every study (the
+    first of the most frequent, raised to ``n/n``) reproduces the pooled value.
+    Which network is not knowable; the pooled result is the same whichever of
+    the tied networks it is (the rows are exchangeable in the GLMM).
 
     Returns
     -------
@@ -368,26 +377,26 @@ def _audit_item(item: dict, ctx: AuditContext) -> dict[str, Any]:  # noqa: C901 
         if iid == "records_identified" and ctx.prisma_checks is not None:
             chk = ctx.prisma_checks.set_index("check").loc["records_identified"]
             observed = int(chk["observed"])
-            # The sum of the review's own per-database counts: arithmetic on transcribed numbers.
+            # The sum of the paper's own per-source counts: arithmetic on transcribed numbers.
             status = BY_CONSTRUCTION if observed == value else MISMATCH
             return _row(item, observed, status,
-                        "sum of the review's own per-database counts (1150 + 1312 + 24)" if status == MISMATCH
-                        else "sum of the review's own per-database counts (arithmetic on transcribed numbers)")
+                        f"sum of the paper's own per-source counts ({chk['relation']})" if status == MISMATCH
+                        else "sum of the paper's own per-source counts (arithmetic on transcribed numbers)")
         return _row(item, None, NOT_REPRODUCIBLE,
                     "inputs not public: database exports and screening records; the search cannot be re-counted")
 
     if kind == "studies":
-        # studies.csv lists the studies the review names, and `syntheses` codes what its text says each
-        # entered: counting them re-reads our transcription of the review, not independent data.
+        # studies.csv lists the studies the paper names, and `syntheses` codes what its text says each
+        # entered: counting them re-reads our transcription of the paper, not independent data.
         if iid == "studies_included":
             n = len(ext.studies)
             return _row(item, n, BY_CONSTRUCTION if n == value else MISMATCH,
-                        f"rows of studies.csv, entered from the review's own list "
+                        f"rows of studies.csv, entered from the paper's own list "
                         f"({int((~ext.studies['identified']).sum())} unidentified)")
         quant = ext.studies["syntheses"].str.contains("roi|ale", na=False)
         n = int(quant.sum())
         return _row(item, n, BY_CONSTRUCTION if n == value else MISMATCH,
-                    "studies coded (from the review's text) as entering ROI or ALE: "
+                    "studies coded (from the paper's text) as entering ROI or ALE: "
                     + ", ".join(ext.studies.loc[quant, "study_id"]))
 
     if kind == "population":
@@ -442,11 +451,11 @@ def _audit_item(item: dict, ctx: AuditContext) -> dict[str, Any]:  # noqa: C901 
         ok = same_at_precision(value[0], lo) and same_at_precision(value[1], hi)
         by_n = ", ".join(f"n={n}: {fwhm_from_sample_size(n):.2f} mm" for n in sorted(set(n_ale)))
         if not ok:
-            # The review's endpoints may come from a subset of sample sizes: check they are kernel values.
+            # The paper's endpoints may come from a subset of sample sizes: check they are kernel values.
             ends = {round(fwhm_from_sample_size(n), 2) for n in set(n_ale)}
             ok = value[0] in ends and value[1] in ends
         return _row(item, f"{lo}–{hi}", BY_CONSTRUCTION if ok else MISMATCH,
-                    f"a formula of the sample sizes (Eickhoff 2009 kernel: {by_n}); it checks which n the review "
+                    f"a formula of the sample sizes (Eickhoff 2009 kernel: {by_n}); it checks which n the paper "
                     "used, not a result of the data")
 
     if kind == "ale_summary":
@@ -579,9 +588,9 @@ def _audit_pooled(item: dict, ctx: AuditContext) -> dict[str, Any]:
         status, reason = MATCH, "recomputed from the public findings"
     else:
         status = NOT_REPRODUCIBLE
-        reason = ("inputs not public: the review's ROI matrices; ours from public findings give "
+        reason = ("inputs not public: the paper's ROI matrices; ours from public findings give "
                   + (f"{got:.{decimals}f}" if got is not None else "nothing"))
-    # 2) The engine on the counts the review's numbers imply.
+    # 2) The engine on the counts the paper's numbers imply.
     engine = ""
     if ctx.implied is not None:
         if item["kind"] == "heterogeneity":
@@ -605,7 +614,7 @@ def _audit_pooled(item: dict, ctx: AuditContext) -> dict[str, Any]:
         if eng is not None:
             ok = same_at_precision(value, eng, decimals)
             ci = item.get("ci")
-            source = ("the study-level counts with one network at 3/3 (9/15)" if item["kind"] == "heterogeneity"
+            source = (f"the study-level counts with {_variant_words(variant)}" if item["kind"] == "heterogeneity"
                       else "the implied counts")
             engine = f"{'match' if ok else 'mismatch'}: {eng:.{decimals}f} from {source}"
             if ci and item["kind"] == "proportion" and network is None and subgroup == "overall":
@@ -619,7 +628,7 @@ def _audit_pooled(item: dict, ctx: AuditContext) -> dict[str, Any]:
                     v = metaprop(variant[0], variant[1]).random
                     v_ok = same_at_precision(value, v.proportion) and same_at_precision(ci[0], v.lower) \
                         and same_at_precision(ci[1], v.upper)
-                    engine += (f"; with one network at 3/3 ({sum(variant[0])}/{sum(variant[1])}): "
+                    engine += (f"; with {_variant_words(variant)}: "
                                f"{v.proportion:.2f} ({v.lower:.2f}–{v.upper:.2f}) ({'match' if v_ok else 'mismatch'})")
     return _row(item, None if got is None else round(got, 4), status, reason, engine)
 
@@ -744,8 +753,27 @@ def headline(table: pd.DataFrame, clusters: pd.DataFrame | None = None) -> str:
     return "; ".join(parts) + "." if parts else "Nothing to compare."
 
 
+def _variant_words(variant: tuple[list[int], list[int], list[str]]) -> str:
+    """How :func:`study_variant_counts` changed the counts, in words: "one most frequent network at 3/3 (9/15)"."""
+    events, totals, _ = variant
+    i = next(k for k, (e, n) in enumerate(zip(events, totals)) if e == n)
+    return f"one most frequent network at {totals[i]}/{totals[i]} ({sum(events)}/{sum(totals)})"
+
+
 def inconsistencies(ctx: AuditContext) -> pd.DataFrame:
-    """The review's internal inconsistencies, each computed from the data.
+    """The paper's internal inconsistencies, each computed from the data.
+
+    The checks are generic; a row appears only when the data show the contradiction:
+
+    - PRISMA arithmetic the PRISMA checks flag;
+    - a pooled study-level proportion (item ``study_overall``) that the per-network implied counts do not
+      give, beside the variant with one most frequent network in every study (:func:`study_variant_counts`);
+    - a ``population`` item that not every identified study fits;
+    - an ``ale_participants`` item that equals the ALE sample but not the patients the identified studies
+      enrolled;
+    - any item with an ``inconsistency`` (``issue``, ``consequence``, optional ``evidence``) in
+      ``reported.yaml``: a contradiction that can be read in the paper but not computed (its evidence says
+      so). Dataset-specific wording lives there, never here.
 
     Parameters
     ----------
@@ -765,28 +793,32 @@ def inconsistencies(ctx: AuditContext) -> pd.DataFrame:
         for r in flagged.itertuples():
             rows.append({"issue": f"PRISMA arithmetic: {r.description}", "evidence": r.relation,
                          "consequence": "the record counts cannot all be right; shown as reported, not corrected"})
-    if ctx.implied is not None:
+    reported = items.get("study_overall")
+    variant = study_variant_counts(ctx)
+    if reported and variant and isinstance(reported.get("value"), (int, float)):
         text = ctx.implied[(ctx.implied["level"] == "study") & (ctx.implied["subgroup"] == "overall")
                            & (ctx.implied["network"] != "all")]
         text_counts = text["events"].astype(int).tolist()
         n = text["n"].astype(int).tolist()
         res_text = metaprop(text_counts, n)
-        reported = items.get("study_overall", {})
-        variant = study_variant_counts(ctx)
-        if variant:
-            res_var = metaprop(variant[0], variant[1])
+        res_var = metaprop(variant[0], variant[1])
+        value = reported["value"]
+        if not same_at_precision(value, res_text.random.proportion):
+            gives = same_at_precision(value, res_var.random.proportion)
             rows.append({
-                "issue": "Study-level overall proportion vs the per-network proportions in the text",
-                "evidence": (f"text: {'+'.join(map(str, text_counts))} = {sum(text_counts)}/{sum(n)} → pooled "
+                "issue": "Pooled study-level proportion vs the per-network proportions",
+                "evidence": (f"per network: {'+'.join(map(str, text_counts))} = {sum(text_counts)}/{sum(n)} → pooled "
                              f"{res_text.random.proportion:.2f} ({res_text.random.lower:.2f}–"
                              f"{res_text.random.upper:.2f}), heterogeneity p {res_text.heterogeneity.p:.4f}; "
-                             f"reported {reported.get('value')} ({'–'.join(map(str, reported.get('ci', [])))}), "
+                             f"reported {value} ({'–'.join(map(str, reported.get('ci', [])))}), "
                              f"p {items.get('het_p', {}).get('value')}; {'+'.join(map(str, variant[0]))} = "
                              f"{sum(variant[0])}/{sum(variant[1])} gives {res_var.random.proportion:.2f} "
                              f"({res_var.random.lower:.2f}–{res_var.random.upper:.2f}), "
                              f"p {res_var.heterogeneity.p:.4f}"),
-                "consequence": "one network must have been 3/3 in the analysis although the text gives three "
-                               "networks at 0.67; the study-level numbers cannot all be right",
+                "consequence": (f"the per-network proportions do not give the reported pooled {value}"
+                                + (f"; {_variant_words(variant)} does, so the analysis must have counted it "
+                                   "although the per-network proportions do not" if gives else "")
+                                + ": the study-level numbers cannot all be right"),
             })
     pop = items.get("population")
     if pop:
@@ -795,19 +827,29 @@ def inconsistencies(ctx: AuditContext) -> pd.DataFrame:
         if len(other):
             rows.append({"issue": f"Population described as all {pop['value']}",
                          "evidence": "; ".join(f"{r.study_id}: {r.cancer_type}" for r in other.itertuples()),
-                         "consequence": "the generalisability statement (breast cancer only) does not hold"})
+                         "consequence": f"the statement that every included study is {pop['value']} does not "
+                                        "hold, nor any generalisation that rests on it"})
     part = items.get("ale_participants")
-    if part:
-        total_all = ctx.ext.studies["n_patients"].dropna().astype(int)
-        rows.append({"issue": "'Five studies enrolling 45 patients' vs 45 ALE participants from three datasets",
-                     "evidence": f"45 = patients of the three ALE studies; the identified studies alone enrolled "
-                                 f"{int(total_all.sum())} patients ({' + '.join(map(str, total_all))})",
-                     "consequence": "45 is the ALE sample, not the review's enrolment"})
-    het = items.get("het_p")
-    if het and str(het.get("where", "")).startswith("3.3"):
-        rows.append({"issue": "Heterogeneity reported in the ALE section",
-                     "evidence": f"I² = 0%, τ = 0, p = {het['value']} 'across models' (section 3.3)",
-                     "consequence": "these are proportion-meta-analysis statistics (study level), not ALE ones"})
+    if part and isinstance(part.get("value"), int):
+        ale = _ale_studies(ctx)
+        n_ale = ctx.ext.experiments.groupby("study_id")["n_ale"].max()
+        in_ale = [(s, int(n_ale.get(s))) for s in ale["study_id"] if pd.notna(n_ale.get(s))]
+        total_ale = sum(k for _, k in in_ale)
+        enrolled = ctx.ext.studies.loc[ctx.ext.studies["identified"], "n_patients"].dropna().astype(int)
+        if in_ale and len(enrolled) and total_ale == part["value"] != int(enrolled.sum()):
+            rows.append({"issue": f"{part['what']}: {part['value']}",
+                         "evidence": f"{total_ale} = patients of the {len(in_ale)} ALE studies "
+                                     f"({' + '.join(str(k) for _, k in in_ale)}); the identified studies enrolled "
+                                     f"{int(enrolled.sum())} patients ({' + '.join(map(str, enrolled))})",
+                         "consequence": f"{part['value']} is the ALE sample, not the number of patients the "
+                                        "included studies enrolled"})
+    for iid, item in items.items():
+        stated = item.get("inconsistency")
+        if stated:
+            evidence = stated.get("evidence") or f"{item['what']} = {_fmt(item['value'])} (section {item['where']})"
+            rows.append({"issue": str(stated["issue"]),
+                         "evidence": f"{evidence} [read in the paper, not computed: reported.yaml item {iid}]",
+                         "consequence": str(stated["consequence"])})
     return pd.DataFrame(rows, columns=["issue", "evidence", "consequence"])
 
 
@@ -836,7 +878,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     """Add the ``audit`` command."""
     from painmeta.cli import add_dataset_argument
 
-    p = sub.add_parser("audit", help="compare the review's reported numbers with recomputed ones",
+    p = sub.add_parser("audit", help="compare a paper's reported numbers with recomputed ones",
                        description="Compare every number in data/raw/<dataset>/reported.yaml with the value "
                                    "recomputed from the data; write audit.csv to data/processed/<dataset>/.")
     add_dataset_argument(p, legacy_positional=True)

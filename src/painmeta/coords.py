@@ -16,6 +16,7 @@ coordinate.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -147,14 +148,11 @@ class LabelAtlas:
 
     def label_at(self, xyz: np.ndarray) -> list[str]:
         """Atlas label at each coordinate ('' for background or outside)."""
-        out = []
-        for row in self.index_of(xyz):
-            if row[0] < 0:
-                out.append("")
-                continue
-            value = int(self.data[tuple(row)])
-            out.append(self.labels.get(value, ""))
-        return out
+        ijk = self.index_of(xyz)
+        inside = ijk[:, 0] >= 0
+        values = np.zeros(len(ijk), dtype=np.int64)
+        values[inside] = self.data[tuple(ijk[inside, :3].T)]
+        return [self.labels.get(int(v), "") if ok else "" for v, ok in zip(values, inside)]
 
 
 @lru_cache(maxsize=None)
@@ -178,9 +176,7 @@ def load_atlas(name: str) -> LabelAtlas:
         data = np.asarray(img.dataobj).astype(int)
         return LabelAtlas(name, data, img.affine, labels)
     if name == "harvard_oxford":
-        from nimare.utils import get_resource_path
-
-        img = nib.load(Path(get_resource_path()) / "atlases" / "HarvardOxford-cort-maxprob-thr25-2mm.nii.gz")
+        img = nib.load(nimare_resources() / "atlases" / "HarvardOxford-cort-maxprob-thr25-2mm.nii.gz")
         data = np.asarray(img.dataobj).astype(int)
         labels = {int(v): f"HO-cortical-{int(v)}" for v in np.unique(data) if v}
         labels.update(_HARVARD_OXFORD_CORTICAL)
@@ -218,17 +214,29 @@ _HARVARD_OXFORD_CORTICAL = {
 
 
 @lru_cache(maxsize=1)
+def nimare_resources() -> Path:
+    """NiMARE's ``resources`` folder in the installed wheel, found without importing NiMARE.
+
+    ``import nimare`` loads most of the package (seconds); the extraction stage only needs two files from it.
+    The same folder as :func:`nimare.utils.get_resource_path`.
+    """
+    spec = importlib.util.find_spec("nimare")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("nimare is not installed (it ships the MNI152 mask and Harvard-Oxford atlas)")
+    return Path(list(spec.submodule_search_locations)[0]) / "resources"
+
+
 def brain_mask() -> tuple[np.ndarray, np.ndarray]:
     """NiMARE's MNI152 2 mm brain mask (GingerALE-style, 228,483 voxels).
+
+    The file :func:`nimare.utils.get_template` loads for ``("mni152_2mm", mask="brain")``, read directly.
 
     Returns
     -------
     data : numpy.ndarray of bool, shape (91, 109, 91)
     affine : numpy.ndarray, shape (4, 4)
     """
-    from nimare.utils import get_template
-
-    img = get_template("mni152_2mm", mask="brain")
+    img = nib.load(nimare_resources() / "templates" / "tpl-MNI152NLin6Asym_res-02_desc-brain_mask.nii.gz")
     return np.asarray(img.dataobj) > 0, img.affine
 
 
@@ -333,22 +341,25 @@ def qa_foci(foci: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     dist_map = _mask_distance_map()
     aal, ho, ba = load_atlas("aal"), load_atlas("harvard_oxford"), load_atlas("talairach_ba")
     inv = np.linalg.inv(affine)
+    # Atlas labels of every peak in one vectorised lookup per atlas (a database has >10,000 peaks).
+    all_xyz = foci[["x", "y", "z"]].to_numpy(float).reshape(-1, 3)
+    aal_at, ho_at, ba_at = (atlas.label_at(all_xyz) if len(all_xyz) else [] for atlas in (aal, ho, ba))
     rows, flags = [], []
-    for rec in foci.itertuples(index=False):
-        xyz = np.array([rec.x, rec.y, rec.z], dtype=float)
+    for k, rec in enumerate(foci.itertuples(index=False)):
+        xyz = all_xyz[k]
         ijk = np.rint(inv[:3, :3] @ xyz + inv[:3, 3]).astype(int)
         inside_vol = bool(np.all((ijk >= 0) & (ijk < mask.shape)))
         in_mask = inside_vol and bool(mask[tuple(ijk)])
         dist = 0.0 if in_mask else (float(dist_map[tuple(ijk)]) if inside_vol else float("inf"))
-        aal_label = aal.label_at(xyz)[0]
+        aal_label = aal_at[k]
         row = {
             "focus_id": rec.focus_id,
             "x": rec.x, "y": rec.y, "z": rec.z,
             "in_mask": in_mask,
             "mm_to_mask": round(dist, 1),
             "aal": aal_label,
-            "harvard_oxford": ho.label_at(xyz)[0],
-            "brodmann": ba.label_at(xyz)[0],
+            "harvard_oxford": ho_at[k],
+            "brodmann": ba_at[k],
         }
         rows.append(row)
         fid = rec.focus_id

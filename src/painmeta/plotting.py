@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -66,9 +67,73 @@ def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("
     return out
 
 
+#: Above this many foci the glass brain shows their density, not one marker per focus: thousands of
+#: overlapping markers hide each other (and take most of stage 0's run time to draw and save as vectors).
+FOCI_DENSITY_ABOVE = 2000
+
+#: FWHM (mm) of the Gaussian that smooths the focus counts of the density glass brain.
+FOCI_DENSITY_FWHM = 8.0
+
+
+def foci_density_image(foci: pd.DataFrame, fwhm: float = FOCI_DENSITY_FWHM):
+    """Smoothed density of MNI foci on NiMARE's MNI152 2 mm grid, in foci per cm³.
+
+    Each focus adds one to the voxel holding it; the counts are smoothed with a
+    Gaussian of ``fwhm`` mm (:func:`nilearn.image.smooth_img`, which keeps the
+    total away from the grid's edge) and divided by the voxel volume.
+
+    Parameters
+    ----------
+    foci : pandas.DataFrame
+        ``x``, ``y``, ``z`` in MNI mm.
+    fwhm : float
+        Smoothing kernel, mm.
+
+    Returns
+    -------
+    img : nibabel.Nifti1Image
+        Foci per cm³.
+    n_outside : int
+        Foci outside the grid (not counted; the caption says how many).
+    """
+    xyz = np.ascontiguousarray(foci[["x", "y", "z"]].to_numpy(float)).reshape(-1, 3)
+    import nibabel as nib
+
+    # The figure and its caption ask for the same density: computed once per set of coordinates (the caller
+    # gets its own copy of the array).
+    img, n_outside = _density(xyz.tobytes(), float(fwhm))
+    return nib.Nifti1Image(np.array(img.dataobj), img.affine), n_outside
+
+
+@functools.lru_cache(maxsize=2)
+def _density(xyz_bytes: bytes, fwhm: float):
+    import nibabel as nib
+    from nibabel.affines import apply_affine, voxel_sizes
+    from nilearn.image import smooth_img
+
+    from painmeta.coords import brain_mask
+
+    mask, affine = brain_mask()
+    xyz = np.frombuffer(xyz_bytes, dtype=np.float64).reshape(-1, 3)
+    ijk = np.rint(apply_affine(np.linalg.inv(affine), xyz)).astype(int) if len(xyz) else np.zeros((0, 3), int)
+    inside = np.all((ijk >= 0) & (ijk < np.array(mask.shape)), axis=1)
+    counts = np.zeros(mask.shape, dtype=np.float64)
+    np.add.at(counts, tuple(ijk[inside].T), 1.0)
+    per_cm3 = 1000.0 / float(np.prod(voxel_sizes(affine)))
+    smoothed = smooth_img(nib.Nifti1Image(counts, affine), fwhm)
+    return nib.Nifti1Image(np.asarray(smoothed.dataobj) * per_cm3, affine), int((~inside).sum())
+
+
 def foci_glass_brain(foci: pd.DataFrame, flagged: set[str] | None = None, title: str = "",
-                     colour_by: str = "experiment_id"):
-    """Glass brain of MNI foci, one colour per group, QA-flagged foci as crosses.
+                     colour_by: str = "experiment_id", density_above: int = FOCI_DENSITY_ABOVE,
+                     fwhm: float = FOCI_DENSITY_FWHM):
+    """Glass brain of MNI foci: one marker per focus, or their density when there are many.
+
+    With at most ``density_above`` foci, each focus is a marker, one colour per
+    group, QA-flagged foci as black crosses. With more, markers would hide each
+    other: the figure shows the smoothed focus density
+    (:func:`foci_density_image`, maximum-intensity projection) and the flagged
+    foci as black crosses on top. :func:`foci_glass_brain_caption` says which.
 
     Parameters
     ----------
@@ -78,7 +143,11 @@ def foci_glass_brain(foci: pd.DataFrame, flagged: set[str] | None = None, title:
         Focus ids with a QA error, drawn as black crosses.
     title : str
     colour_by : str
-        Column whose values get distinct colours (Okabe-Ito, cycled).
+        Column whose values get distinct colours (Okabe-Ito, cycled); markers only.
+    density_above : int
+        Largest number of foci drawn as markers.
+    fwhm : float
+        Smoothing of the density, mm.
 
     Returns
     -------
@@ -88,24 +157,52 @@ def foci_glass_brain(foci: pd.DataFrame, flagged: set[str] | None = None, title:
 
     flagged = flagged or set()
     fig = plt.figure(figsize=(10, 3.6))
-    display = plotting.plot_glass_brain(None, display_mode="lyrz", figure=fig, title=title or None)
-    groups = list(dict.fromkeys(foci[colour_by]))
     handles = []
-    for i, group in enumerate(groups):
-        sub = foci[(foci[colour_by] == group) & ~foci["focus_id"].isin(flagged)]
-        colour = OKABE_ITO[i % len(OKABE_ITO)]
-        if len(sub):
-            display.add_markers(sub[["x", "y", "z"]].to_numpy(float), marker_color=colour, marker_size=30)
-        handles.append(plt.Line2D([], [], marker="o", ls="", color=colour, label=str(group)))
+    if len(foci) > density_above:
+        img, _ = foci_density_image(foci, fwhm)
+        vmax = float(np.max(img.dataobj))
+        # Viridis is perceptually uniform and colour-blind safe; the threshold keeps the faint tail of the
+        # Gaussian from greying the whole brain.
+        title = f"{title} · density, foci per cm³" if title else "density, foci per cm³"
+        display = plotting.plot_glass_brain(img, display_mode="lyrz", figure=fig, title=title,
+                                            cmap="viridis", plot_abs=False, colorbar=True, vmin=0, vmax=vmax,
+                                            threshold=0.05 * vmax, cbar_tick_format="%.2g")
+    else:
+        display = plotting.plot_glass_brain(None, display_mode="lyrz", figure=fig, title=title or None)
+        groups = list(dict.fromkeys(foci[colour_by]))
+        for i, group in enumerate(groups):
+            sub = foci[(foci[colour_by] == group) & ~foci["focus_id"].isin(flagged)]
+            colour = OKABE_ITO[i % len(OKABE_ITO)]
+            if len(sub):
+                display.add_markers(sub[["x", "y", "z"]].to_numpy(float), marker_color=colour, marker_size=30)
+            handles.append(plt.Line2D([], [], marker="o", ls="", color=colour, label=str(group)))
     bad = foci[foci["focus_id"].isin(flagged)]
     if len(bad):
         display.add_markers(bad[["x", "y", "z"]].to_numpy(float), marker_color="black", marker_size=60,
                             marker="x")
         handles.append(plt.Line2D([], [], marker="x", ls="", color="black", label="QA error"))
-    if len(handles) <= 12:
+    if handles and len(handles) <= 12:
         fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=7, frameon=False,
                    bbox_to_anchor=(0.5, -0.12))
     return fig
+
+
+def foci_glass_brain_caption(foci: pd.DataFrame, flagged: set[str] | None = None, colour_by: str = "experiment_id",
+                             density_above: int = FOCI_DENSITY_ABOVE, fwhm: float = FOCI_DENSITY_FWHM) -> str:
+    """Caption (plain text) of :func:`foci_glass_brain` with the same arguments: what the figure draws."""
+    n, n_bad = len(foci), len(set(foci["focus_id"]) & set(flagged or ()))
+    crosses = f" Black crosses: {n_bad} {'focus' if n_bad == 1 else 'foci'} with a QA error." if n_bad else ""
+    if n > density_above:
+        _, n_out = foci_density_image(foci, fwhm)
+        outside = (f" {n_out} {'focus lies' if n_out == 1 else 'foci lie'} outside the MNI grid and "
+                   f"{'is' if n_out == 1 else 'are'} not counted." if n_out else "")
+        return (f"Density of all {n:,} foci, not one marker per focus (more than {density_above:,} markers would "
+                f"hide each other): foci per cm³ after Gaussian smoothing (FWHM {fwhm:g} mm), maximum-intensity "
+                f"projection; values below 5% of the maximum are not drawn.{outside}{crosses}")
+    groups = foci[colour_by].nunique() if n else 0
+    repeat = f"; colours repeat after {len(OKABE_ITO)}" if groups > len(OKABE_ITO) else ""
+    return (f"One marker per focus ({n:,} foci), one colour per {colour_by.replace('_id', '').replace('_', ' ')} "
+            f"({groups}{repeat}).{crosses}")
 
 
 def empty_axes_message(ax: plt.Axes, text: str) -> None:
@@ -115,6 +212,7 @@ def empty_axes_message(ax: plt.Axes, text: str) -> None:
 
 
 __all__ = ["OKABE_ITO", "DIRECTION_COLOURS", "FONT", "save_figure", "publish", "foci_glass_brain",
+           "foci_glass_brain_caption", "foci_density_image", "FOCI_DENSITY_ABOVE", "FOCI_DENSITY_FWHM",
            "empty_axes_message", "text_width", "wrap_text", "inch_canvas"]
 
 

@@ -62,6 +62,8 @@ __all__ = [
     "clopper_pearson",
     "glmm_loglik",
     "register_cli",
+    "NOTHING_TO_POOL",
+    "nothing_to_pool",
 ]
 
 #: Number of adaptive Gauss-Hermite nodes (metafor's ``nAGQ`` default for ``rma.glmm``).
@@ -1124,6 +1126,28 @@ def analyse_levels(counts: "pd.DataFrame", config: Any) -> dict[str, LevelAnalys
     """
     pc = config.proportions
     return {lvl: pool_roi_counts(counts, lvl, pc.subgroups, pc.ci_level) for lvl in pc.levels}
+
+
+#: The one line a page shows instead of empty tables and figures when no ROI matrix has an entry.
+NOTHING_TO_POOL = "No region-level findings, so there is no proportion to pool."
+
+
+def nothing_to_pool(counts: "pd.DataFrame") -> str | None:
+    """The one line to show instead of 0/0 tables and empty forest plots, or None when something can be pooled.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        Long ROI counts (:func:`painmeta.roi.counts`), columns ``level``, ``subgroup``, ``n``, ...
+
+    Returns
+    -------
+    str or None
+        :data:`NOTHING_TO_POOL` when no level has an entry (every ``n`` is 0, or there are no counts).
+    """
+    if counts is None or counts.empty or int(counts["n"].max()) == 0:
+        return NOTHING_TO_POOL
+    return None
 
 
 def write_tables(analyses: Mapping[str, LevelAnalysis], folder: Path | str,

@@ -57,6 +57,17 @@ ROLE_PHRASES = {
     "other": "a dataset",
 }
 
+#: Who reports the numbers the audit compares with, by role ("numbers the source reports" by default).
+SOURCE_NOUNS = {
+    "review": "the review",
+    "published": "the paper",
+}
+
+
+def source_noun(role: str) -> str:
+    """Who reported the audited numbers, in the words of the dataset's ``role`` (``"the source"`` by default)."""
+    return SOURCE_NOUNS.get(role, "the source")
+
 
 # --------------------------------------------------------------------------- inputs and environment
 
@@ -306,8 +317,11 @@ def audit_statuses() -> tuple[tuple[str, ...], str]:
         return ("match",), "match"
 
 
-def audit_finding(paths: DatasetPaths) -> str | None:
-    """One line: how many reported numbers were reproduced (``match`` only) and the other statuses."""
+def audit_finding(paths: DatasetPaths, role: str = "other") -> str | None:
+    """One line: how many reported numbers were reproduced (``match`` only) and the other statuses.
+
+    ``role`` (the dataset's) names who reported them: :func:`source_noun`.
+    """
     table = _read_csv(paths.processed / "audit.csv")
     if table is None or "status" not in table.columns:
         return None
@@ -316,7 +330,8 @@ def audit_finding(paths: DatasetPaths) -> str | None:
     order = [s for s in statuses if s in counts.index] + [s for s in counts.index if s not in statuses]
     n_match = int(counts.get(match, 0))
     others = [f"{int(counts[s])} {s}" for s in order if s != match]
-    return (f"Audit: {n_match} of {len(table)} reported numbers reproduced (recomputed and matching)"
+    return (f"Audit: {n_match} of {len(table)} numbers {source_noun(role)} reports reproduced (recomputed and "
+            "matching)"
             + (f"; {', '.join(others)}" if others else "") + ".")
 
 
@@ -328,7 +343,7 @@ def key_findings(config: DatasetConfig, paths: DatasetPaths) -> list[str]:
         lines.append(positive_control_sentence(outcomes))
     if outcomes is not None and len(outcomes):
         lines.append("ALE: " + ale_finding(outcomes))
-    for line in (roi_finding(paths, config), proportions_finding(paths), audit_finding(paths)):
+    for line in (roi_finding(paths, config), proportions_finding(paths), audit_finding(paths, config.role)):
         if line:
             lines.append(line)
     return lines
@@ -379,12 +394,12 @@ def overview_section(config: DatasetConfig, paths: DatasetPaths) -> str:
     return "".join(parts)
 
 
-def inconsistencies_section(paths: DatasetPaths) -> str:
+def inconsistencies_section(paths: DatasetPaths, role: str = "other") -> str:
     """The internal inconsistencies the audit computed, when it found any."""
     inc = _read_csv(paths.processed / "audit_inconsistencies.csv")
     if inc is None or inc.empty:
         return ""
-    return ("<h2>Internal inconsistencies of the reported numbers</h2>"
+    return (f"<h2>Internal inconsistencies of the numbers {html.escape(source_noun(role))} reports</h2>"
             + table_html(inc, note="Each computed from the data by the audit stage; see its page."))
 
 
@@ -501,7 +516,7 @@ rebuild with <code>make all DATASET={name}</code></p>
 {overview_section(config, paths)}
 {notes_section(paths)}
 {extra}
-{inconsistencies_section(paths)}
+{inconsistencies_section(paths, config.role)}
 <h2>Stages</h2><ol class="pm-stages">{page_rows}</ol>
 <h2>Key figures</h2>{''.join(figures) or '<p>No figure yet.</p>'}
 <h2>Build information</h2>

@@ -3,12 +3,12 @@
 Format (what GingerALE and NiMARE read)::
 
     // Reference=MNI
-    // Boland 2014: CIPN > controls
+    // Study A 2014: patients > controls
     // Subjects=12
     4	24	23
     -50	13	-8
 
-    // Liu 2022: CIPN > controls
+    // Study B 2020: patients > controls
     // Subjects=20
     ...
 
