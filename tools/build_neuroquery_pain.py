@@ -71,9 +71,9 @@ COORD_LIMIT = 150.0
 #: abstract row versus 0.11 in a shifted row; a misaligned matrix would give ~0.11 for both.
 MIN_ALIGNED_HIT = 0.5
 MIN_ALIGNED_RATIO = 3.0
-#: Placeholder for experiments.csv `modality`, which the table schema requires; the database
-#: has no modality (its articles include fMRI, PET, VBM, EEG/MEG source analyses ...).
-MODALITY_PLACEHOLDER = "task fMRI"
+#: experiments.csv `modality`: the database has none (its articles include fMRI, PET, VBM,
+#: EEG/MEG source analyses ...), and the schema's `unknown` says so.
+MODALITY_PLACEHOLDER = "unknown"
 
 
 class BuildError(Exception):
@@ -378,8 +378,8 @@ def build_studies(src: Source, selected: np.ndarray, term_counts: np.ndarray) ->
 def build_experiments(studies: pd.DataFrame, n_subjects: int) -> pd.DataFrame:
     note = (f"One experiment per article: all peaks of all its tables pooled, whatever their contrast or sign. "
             f"n_ale = {n_subjects} is an assumption (the database has no sample sizes). Space MNI is assumed "
-            f"(the database stores coordinates as printed, without a space). modality is not in the source: "
-            f"'{MODALITY_PLACEHOLDER}' is written only because the table requires a value.")
+            f"(the database stores coordinates as printed, without a space). modality is not in the source "
+            f"('{MODALITY_PLACEHOLDER}').")
     return pd.DataFrame({
         "experiment_id": studies["study_id"] + "_all", "study_id": studies["study_id"],
         "contrast": "all reported peaks (NeuroQuery tables pooled)", "contrast_type": "within_group",
@@ -465,8 +465,7 @@ missing: |
     articles may report the same participants (cohort overlap is not known here).
   - **Not available:** study characteristics (authors, year, population, modality, design),
     region-level findings for the ROI synthesis, risk of bias, a PRISMA flow, and published
-    results to audit. `experiments.csv` writes modality "{MODALITY_PLACEHOLDER}" only because
-    the table requires a value; it is not known.
+    results to audit (`experiments.csv` says modality "{MODALITY_PLACEHOLDER}").
 source: tables
 labels:
   patients: participants
