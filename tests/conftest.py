@@ -15,9 +15,13 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_work(tmp_path, monkeypatch):
+def _isolated_work(tmp_path, monkeypatch, request):
     """Point PAINMETA_WORK at a per-test temporary folder."""
     monkeypatch.setenv("PAINMETA_ROOT", str(ROOT))
+    if request.node.get_closest_marker("notebook") is not None:
+        # Notebook runs render every page; their figures need no vector copies (save_figure's
+        # formats are tested on their own), which saves a good part of the suite's run time.
+        monkeypatch.setenv("PAINMETA_FIGURE_FORMATS", "png")
     monkeypatch.setenv("PAINMETA_WORK", str(tmp_path / "work"))
     # Datasets come from data/raw unless a test says so; restored even if a test sets it directly.
     saved = os.environ.pop("PAINMETA_RAW", None)

@@ -69,3 +69,20 @@ def test_caption_says_what_the_figure_draws():
     many = foci_glass_brain_caption(foci, set(), density_above=39)
     assert many.startswith("Density of all 40 foci, not one marker per focus (more than 39 markers")
     assert "FWHM 8 mm" in many and "cross" not in many
+
+
+def test_figure_formats_can_be_narrowed_for_one_run(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from painmeta.plotting import copy_figures, save_figure
+
+    fig = plt.figure()
+    assert [p.suffix for p in save_figure(fig, tmp_path / "a")] == [".png", ".svg", ".pdf"]
+    monkeypatch.setenv("PAINMETA_FIGURE_FORMATS", "png")
+    written = save_figure(fig, tmp_path / "b")
+    assert [p.suffix for p in written] == [".png"]
+    monkeypatch.setenv("PAINMETA_FIGURE_FORMATS", "nonsense")  # unknown values fall back to every format
+    assert len(save_figure(fig, tmp_path / "c")) == 3
+    copied = copy_figures(written, {"b": tmp_path / "sub" / "d"})
+    assert [p.name for p in copied] == ["d.png"] and copied[0].read_bytes() == written[0].read_bytes()
+    plt.close(fig)

@@ -136,6 +136,7 @@ def test_cli_new_dataset(raw, capsys):
 
 @pytest.mark.slow
 @pytest.mark.notebook
+@pytest.mark.notebook
 def test_stages_00_and_01_run_on_a_new_dataset(raw):
     from painmeta.notebooks import run_stage
 

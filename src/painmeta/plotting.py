@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -33,7 +34,18 @@ DIRECTION_COLOURS = {
 }
 
 
-def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "svg", "pdf"),
+#: Formats :func:`save_figure` writes by default. ``PAINMETA_FIGURE_FORMATS`` (comma-separated, e.g. "png")
+#: narrows them for one run: the notebook tests render every page but need no vector copies.
+DEFAULT_FORMATS = ("png", "svg", "pdf")
+
+
+def _default_formats() -> tuple[str, ...]:
+    env = os.environ.get("PAINMETA_FIGURE_FORMATS", "")
+    chosen = tuple(f.strip().lower() for f in env.split(",") if f.strip().lower() in DEFAULT_FORMATS)
+    return chosen or DEFAULT_FORMATS
+
+
+def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] | None = None,
                 dpi: int = 300) -> list[Path]:
     """Save a figure as PNG (raster, ``dpi``) and vector SVG/PDF.
 
@@ -42,8 +54,8 @@ def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("
     fig : matplotlib.figure.Figure
     stem : path-like
         Output path without extension; folders are created.
-    formats : tuple of str
-        Extensions to write.
+    formats : tuple of str, optional
+        Extensions to write (default PNG, SVG and PDF; see :data:`DEFAULT_FORMATS`).
     dpi : int
         Resolution of the PNG.
 
@@ -52,6 +64,7 @@ def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("
     list of pathlib.Path
         Files written.
     """
+    formats = _default_formats() if formats is None else formats
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
@@ -64,6 +77,24 @@ def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = ("
             meta = {"Date": None} if ext == "svg" else ({"CreationDate": None} if ext == "pdf" else None)
             fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=meta)
             out.append(path)
+    return out
+
+
+def copy_figures(written: list[Path], renames: dict[str, Path]) -> list[Path]:
+    """Copy figure files already written under another stem (all their formats), without drawing again.
+
+    ``renames`` maps a written stem's name to the new stem (path without extension).
+    """
+    import shutil
+
+    out = []
+    for path in written:
+        new = renames.get(path.stem)
+        if new is not None:
+            target = Path(new).parent / f"{Path(new).name}{path.suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            out.append(target)
     return out
 
 
