@@ -93,7 +93,7 @@ $(REPORT)/00_extraction.html: notebooks/00_extraction.py $(RAW) $(SRC) $(STAMP) 
 
 define stage_rule
 $(REPORT)/$(1).html: notebooks/$(1).py $(REPORT)/$(2).html $(SRC) $(STAMP) $(PARAMS_STAMP)
-	$(PY) -m painmeta run-stage $(1) --dataset $(DATASET) --params "$$PAINMETA_PARAMS"
+	$(PY) -m painmeta run-stage $(1) --dataset $(DATASET) --params "$$$$PAINMETA_PARAMS"
 endef
 
 # Touched only when PARAMS differ from the last build's (cmp), so an unchanged PARAMS

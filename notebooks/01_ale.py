@@ -332,7 +332,7 @@ else:
             res, model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes,
             n_drawers=1 if quick else fsn_cfg.n_drawers, max_factor=1.0 if quick else fsn_cfg.max_factor,
             n_iters=50 if quick else (fsn_cfg.n_iters or res.n_iters), method=fsn_cfg.method,
-            n_threads=config.ale.n_cores)
+            n_threads=config.ale.n_cores, executor=config.ale.executor)
         fres.save(out / name)
         res.clusters_all.to_csv(out / name / "clusters_all.csv", index=False)
         res.clusters.to_csv(out / name / "clusters.csv", index=False)

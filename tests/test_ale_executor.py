@@ -242,3 +242,19 @@ def test_power_simulations_identical_on_dask(dask_cluster: str) -> None:
     there = pw.run_power(sc, executor=dask_cluster)
     pd.testing.assert_frame_equal(here.table, there.table)
     pd.testing.assert_frame_equal(here.simulations, there.simulations)
+
+
+def test_fail_safe_n_identical_on_dask(dask_cluster: str) -> None:
+    """Fail-safe N refits run their Monte Carlo nulls on a real cluster: the same table, byte for byte."""
+    from painmeta.ale import fsn as F
+    from painmeta.ale.inhouse import run_inhouse
+
+    foci, sizes = convergent(5, seed=5)
+    res = run_inhouse(foci, sizes, n_iters=64, seed=1, contributions=False)
+    peaks = res.clusters[["peak_x", "peak_y", "peak_z"]].to_numpy(float)
+    assert len(peaks)
+    kw = dict(n_drawers=1, k_max=3, n_iters=64, seed=3)
+    here = F.fail_safe_n(foci, sizes, peaks, **kw)
+    there = F.fail_safe_n(foci, sizes, peaks, executor=dask_cluster, **kw)
+    pd.testing.assert_frame_equal(here.table, there.table)
+    pd.testing.assert_frame_equal(here.evaluations, there.evaluations)

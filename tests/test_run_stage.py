@@ -178,3 +178,16 @@ def test_make_on_a_broken_dataset_shows_the_message_not_a_traceback(tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "3 problems found" in proc.stderr and "foci.csv, line 3, column 'z'" in proc.stderr
+
+
+def test_every_stage_recipe_passes_the_params_text():
+    """Each stage's recipe hands PARAMS to run-stage through the environment (``"$PAINMETA_PARAMS"``).
+
+    The stage rules after 00 come from ``$(eval $(call ...))``, which expands ``$`` twice: a single ``$$``
+    there turned into ``$P`` + "AINMETA_PARAMS" and every ``make all`` failed at stage 01.
+    """
+    out = subprocess.run(["make", "-n", "-B", "all", "DATASET=cipn"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PARAMS": ""})
+    stages = [line for line in out.stdout.splitlines() if " run-stage " in line]
+    assert len(stages) == 6, out.stdout + out.stderr
+    assert all(line.endswith('--params "$PAINMETA_PARAMS"') for line in stages), stages

@@ -168,8 +168,10 @@ def run_sleuth(args: argparse.Namespace) -> int:
     if args.fsn:
         from painmeta.ale.fsn import attach_fsn
 
-        fsn = attach_fsn(result, data.foci, data.sample_sizes, n_drawers=args.fsn_drawers or 10,
-                         max_factor=args.fsn_max_factor or 5.0, n_iters=args.fsn_n_iters, n_threads=args.n_cores or 2)
+        with _executor(args) as ex:
+            fsn = attach_fsn(result, data.foci, data.sample_sizes, n_drawers=args.fsn_drawers or 10,
+                             max_factor=args.fsn_max_factor or 5.0, n_iters=args.fsn_n_iters,
+                             n_threads=args.n_cores or 2, executor=ex)
     result.save(args.out)
     if fsn is not None:
         fsn.save(args.out)
@@ -209,12 +211,14 @@ def run_dataset(args: argparse.Namespace) -> int:
 
         models = {m.name: m for m in analysis.models}
         # the result each model reports (the primary engine's, or in-house for exact placement)
-        for name, res in analysis.primary.items():
-            fsn_res[name] = attach_fsn(res, models[name].foci, models[name].sample_sizes,
-                       n_drawers=args.fsn_drawers or fsn_cfg.n_drawers,
-                       max_factor=args.fsn_max_factor or fsn_cfg.max_factor,
-                       n_iters=args.fsn_n_iters or fsn_cfg.n_iters or args.n_iters, method=fsn_cfg.method,
-                       n_threads=args.n_cores or config.ale.n_cores)
+        with _executor(args, config.ale.executor) as ex:
+            for name, res in analysis.primary.items():
+                fsn_res[name] = attach_fsn(res, models[name].foci, models[name].sample_sizes,
+                                           n_drawers=args.fsn_drawers or fsn_cfg.n_drawers,
+                                           max_factor=args.fsn_max_factor or fsn_cfg.max_factor,
+                                           n_iters=args.fsn_n_iters or fsn_cfg.n_iters or args.n_iters,
+                                           method=fsn_cfg.method, n_threads=args.n_cores or config.ale.n_cores,
+                                           executor=ex)
     if config.ale.contrasts and not args.no_contrasts:
         from painmeta.ale.contrast import run_dataset_contrasts
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -114,6 +114,7 @@ def surviving(
     n_threads: int | None = None,
     inference: str = "cluster_size",
     focus_placement: str = "voxel",
+    executor: Any = None,
 ) -> np.ndarray:
     """Refit (in-house engine) and tell, per peak voxel, whether it lies in a significant cluster.
 
@@ -130,7 +131,7 @@ def surviving(
     peak_labels = labels[tuple(np.asarray(peaks_ijk).T)]
     if n == 0 or not np.any(peak_labels):
         return np.zeros(len(peaks_ijk), dtype=bool)
-    null = null_statistics(problem, obs.ale_threshold, n_iters, seed, n_threads=n_threads)
+    null = null_statistics(problem, obs.ale_threshold, n_iters, seed, n_threads=n_threads, executor=executor)
     p = np.ones(n + 1)
     if inference == "cluster_size":
         sizes = np.bincount(labels.ravel(), minlength=n + 1)
@@ -241,6 +242,7 @@ def fail_safe_n(
     progress: Callable[[str], None] | None = None,
     inference: str = "cluster_size",
     focus_placement: str = "voxel",
+    executor: Any = None,
 ) -> FSNResult:
     """Fail-safe N of clusters given by their peak coordinates.
 
@@ -262,6 +264,9 @@ def fail_safe_n(
     inference, focus_placement : str
         How the original analysis judged significance and placed foci; every
         refit does the same (:func:`surviving`).
+    executor : Executor or scheduler spec, optional
+        Where each refit's Monte Carlo null runs (:mod:`painmeta.ale.executor`;
+        default in-process). Results are identical wherever it runs.
     """
     if method not in ("bisect", "scan"):
         raise ValueError("method must be 'bisect' or 'scan'")
@@ -274,28 +279,35 @@ def fail_safe_n(
     children = np.random.SeedSequence(int(seed)).spawn(int(n_drawers))
     rows, evals = [], []
     base = foci[["experiment_id", "x", "y", "z"]].astype({"experiment_id": str})
-    for d, child in enumerate(children):
-        drawer = null_drawer(real, kmax, child)
-        mc_seed = int(np.random.SeedSequence([int(seed), d, 1]).generate_state(1)[0])
+    from painmeta.ale.executor import get_executor
 
-        def evaluate(k: int, drawer: NullDrawer = drawer, mc_seed: int = mc_seed) -> np.ndarray:
-            nf, ns, nids = drawer.first(k)
-            allf = pd.concat([base, nf], ignore_index=True)
-            sizes = {**{str(e): v for e, v in sample_sizes.items()}, **ns}
-            out = surviving(allf, sizes, order + nids, peaks_ijk, n_iters, mc_seed, voxel_thresh,
-                            cluster_alpha, n_threads, inference=inference,
-                            focus_placement=focus_placement)
-            if progress is not None:
-                progress(f"drawer {d + 1}/{n_drawers}: k = {k}: {int(out.sum())}/{n_cl} clusters significant")
-            return out
+    ex = get_executor(executor)  # one cluster for every refit, closed below if made here
+    try:
+        for d, child in enumerate(children):
+            drawer = null_drawer(real, kmax, child)
+            mc_seed = int(np.random.SeedSequence([int(seed), d, 1]).generate_state(1)[0])
 
-        fsn, cache = _fsn_one_drawer(evaluate, n_cl, kmax, method) if n_cl else (np.zeros(0, int), {})
-        for c in range(n_cl):
-            rows.append({"drawer": d + 1, "cluster_id": c + 1, "fail_safe_n": int(fsn[c]),
-                         "censored": bool(fsn[c] >= kmax), "n_refits": len(cache)})
-        for k, s in sorted(cache.items()):
+            def evaluate(k: int, drawer: NullDrawer = drawer, mc_seed: int = mc_seed) -> np.ndarray:
+                nf, ns, nids = drawer.first(k)
+                allf = pd.concat([base, nf], ignore_index=True)
+                sizes = {**{str(e): v for e, v in sample_sizes.items()}, **ns}
+                out = surviving(allf, sizes, order + nids, peaks_ijk, n_iters, mc_seed, voxel_thresh,
+                                cluster_alpha, n_threads, inference=inference,
+                                focus_placement=focus_placement, executor=ex)
+                if progress is not None:
+                    progress(f"drawer {d + 1}/{n_drawers}: k = {k}: {int(out.sum())}/{n_cl} clusters significant")
+                return out
+
+            fsn, cache = _fsn_one_drawer(evaluate, n_cl, kmax, method) if n_cl else (np.zeros(0, int), {})
             for c in range(n_cl):
-                evals.append({"drawer": d + 1, "k": k, "cluster_id": c + 1, "significant": bool(s[c])})
+                rows.append({"drawer": d + 1, "cluster_id": c + 1, "fail_safe_n": int(fsn[c]),
+                             "censored": bool(fsn[c] >= kmax), "n_refits": len(cache)})
+            for k, s in sorted(cache.items()):
+                for c in range(n_cl):
+                    evals.append({"drawer": d + 1, "k": k, "cluster_id": c + 1, "significant": bool(s[c])})
+    finally:
+        if ex is not executor:
+            ex.close()
     table = pd.DataFrame(rows, columns=FSN_COLUMNS)
     return FSNResult(table, kmax, int(n_drawers), method, int(n_iters), int(seed),
                      {"total": time.perf_counter() - t0}, pd.DataFrame(evals))
@@ -327,6 +339,7 @@ def attach_fsn(
     seed: int | None = None,
     method: str = "bisect",
     n_threads: int | None = None,
+    executor: Any = None,
 ) -> FSNResult | None:
     """Fail-safe N of an :class:`~painmeta.ale.results.ALEResult`'s significant clusters.
 
@@ -350,7 +363,7 @@ def attach_fsn(
         max_factor=max_factor, n_iters=int(n_iters or res.n_iters), seed=int(res.seed if seed is None else seed),
         voxel_thresh=res.voxel_thresh, cluster_alpha=res.cluster_alpha, method=method, n_threads=n_threads,
         experiment_order=res.experiment_ids, inference=getattr(res, "inference", "cluster_size"),
-        focus_placement=getattr(res, "focus_placement", "voxel"),
+        focus_placement=getattr(res, "focus_placement", "voxel"), executor=executor,
     )
     ids = sig["cluster_id"].to_numpy()
     out.table["cluster_id"] = ids[out.table["cluster_id"].to_numpy() - 1]
