@@ -134,6 +134,10 @@ def render_html(executed: Path, html: Path, caption: str = "") -> Path:
     from painmeta.display import TABLE_CSS
 
     nb = nbformat.read(executed, as_version=4)
+    # The notebook's default parameters (its tagged "parameters" cell, e.g. dataset = "cipn") are overridden by
+    # Papermill's "injected-parameters" cell: the page shows only the values this run used, so a page never
+    # names another dataset.
+    nb.cells = [c for c in nb.cells if "parameters" not in c.get("metadata", {}).get("tags", [])]
     exporter = HTMLExporter(template_name="painmeta_html", extra_template_basedirs=[str(TEMPLATE_DIR)])
     exporter.exclude_input_prompt = False
     # The template escapes the caption; TABLE_CSS is ours (no data in it).
