@@ -351,16 +351,21 @@ else:
 # ## Subtraction and conjunction
 # Contrasts declared in `dataset.yaml` (`ale.contrasts`): label-permutation subtraction of two models' ALE maps
 # (two-sided voxel p and a minimum cluster extent, Enge et al. 2021's thresholds by default) and the conjunction
-# (voxel-wise minimum of both models' cluster-FWE thresholded ALE). The in-house subtraction keeps exact ties between
-# permuted and observed differences; NiMARE 0.22.1 compares a float64 permuted difference with a float32 observed one
-# and so breaks such ties by rounding. The cross-check runs both on NiMARE's own permutations.
+# (voxel-wise minimum of both models' cluster-FWE thresholded ALE). The subtraction reported here is the in-house one,
+# whatever the primary engine: it keeps exact ties between permuted and observed differences, whereas NiMARE 0.22.1
+# compares a float64 permuted difference with a float32 observed one and so breaks such ties by rounding (on Enge et
+# al. 2021's subtraction that makes voxels where both sets' ALE is near zero "significant"). The cross-check runs both
+# on NiMARE's own permutations.
 
 # %%
 if not config.ale.contrasts:
     show_markdown("No contrast is declared for this dataset (`ale.contrasts` in `dataset.yaml`).")
 else:
     contrasts, ctable = ale_contrast.run_dataset_contrasts(
-        analysis.models, config.ale, analysis.primary, engine=engine, seed=config.ale.seed,
+        # The in-house subtraction keeps exact ties; NiMARE 0.22.1's ALESubtraction breaks them by float32/float64
+        # rounding, which makes spurious "significant" voxels where both sets' ALE is near zero. NiMARE cross-checks
+        # it below on its own permutations.
+        analysis.models, config.ale, analysis.primary, engine="inhouse", seed=config.ale.seed,
         n_cores=config.ale.n_cores, n_iters=100 if quick else None,
         subject_groups=models.subject_groups(ext.experiments))
     show_table(ctable)

@@ -223,7 +223,8 @@ def run_dataset(args: argparse.Namespace) -> int:
         from painmeta.ale.contrast import run_dataset_contrasts
 
         contrasts, ctable = run_dataset_contrasts(
-            analysis.models, config.ale, analysis.primary, engine=engine,
+            # in-house subtraction whatever the primary engine: it keeps exact ties (see notebooks/01_ale.py)
+            analysis.models, config.ale, analysis.primary, engine="inhouse",
             seed=config.ale.seed, n_cores=args.n_cores or config.ale.n_cores, n_iters=args.n_iters,
             subject_groups=subject_groups(exps))
         for cname, cres in contrasts.items():
