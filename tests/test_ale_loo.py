@@ -125,3 +125,38 @@ def test_stability_judges_survival_by_the_primary_inference(fitted) -> None:
     assert mass["survives"].equals(mass["n_voxels_without"] > 0)
     with pytest.raises(ValueError):
         K.leave_one_out_stability(prob, res.label_map, sig, 1, inference="tfce", **kw)
+
+
+def test_focus_counts_follow_the_placement() -> None:
+    """Off-grid foci: voxel placement counts a focus by its nearest voxel (as NiMARE's FocusCounter does after
+    rounding); exact placement by its unrounded position, which may also reach a neighbouring cluster voxel."""
+    import pandas as pd
+
+    foci = pd.DataFrame({"experiment_id": ["a", "b"], "x": [1.0, 1.0], "y": [0.0, 0.0], "z": [0.0, 0.0]})
+    sizes = {"a": 20, "b": 20}
+    vox = make_problem(foci, sizes)
+    labels = np.zeros(vox.mask.shape, dtype=np.int32)
+    i, j, k = vox.foci_ijk[0]
+    # a one-voxel cluster next to the focus's nearest voxel, on the side of its unrounded position
+    pos = vox.foci_xyz[0] @ np.linalg.inv(vox.mask.affine)[:3, :3].T + np.linalg.inv(vox.mask.affine)[:3, 3]
+    step = int(np.sign(pos[0] - i)) or 1
+    labels[i + step, j, k] = 1
+    assert K.focus_counts(vox, labels, [1])["cluster_1"].tolist() == [0, 0]
+    exact = make_problem(foci, sizes, focus_placement="exact")
+    assert K.focus_counts(exact, labels, [1])["cluster_1"].tolist() == [1, 1]
+
+
+def test_focus_counts_equal_nimare_on_off_grid_foci(fitted) -> None:
+    """Odd-millimetre foci (half-voxel positions): the counts equal NiMARE's own counting of its rounded voxels."""
+    from nimare.diagnostics import _count_foci_per_cluster
+    from nimare.utils import mm2vox
+
+    foci, sizes, res, _ = fitted
+    odd = foci.assign(x=foci["x"] + 1.0, y=foci["y"] - 1.0)
+    prob = make_problem(odd, sizes)
+    sig = [int(c) for c in res.clusters["cluster_id"]]
+    ours = K.focus_counts(prob, res.label_map, sig)
+    for e, exp in enumerate(prob.experiment_ids):
+        xyz = odd.loc[odd["experiment_id"] == exp, ["x", "y", "z"]].to_numpy(float)
+        ref = _count_foci_per_cluster(res.label_map, sig, mm2vox(xyz, prob.mask.affine))
+        assert ours.iloc[e, 1:].tolist() == list(ref), exp

@@ -259,18 +259,23 @@ def _drop_experiment(problem: ALEProblem, e: int) -> ALEProblem:
 def focus_counts(problem: ALEProblem, labels: np.ndarray, cluster_ids: Sequence[int]) -> pd.DataFrame:
     """Foci of each experiment lying within one voxel of each cluster.
 
-    Foci are placed at their unrounded voxel position; a focus counts toward a
-    cluster when one of its voxels is less than one voxel (Euclidean) away.
+    A focus counts toward a cluster when one of the cluster's voxels is less
+    than one voxel (Euclidean) away from it (NiMARE's ``FocusCounter`` rule).
+    The focus sits where the analysis placed it: its nearest voxel with
+    ``focus_placement: voxel`` (NiMARE rounds the same way, so the cross-check
+    is exact; the focus then counts when its own voxel is in the cluster), its
+    unrounded position with ``exact``.
     """
     geom = problem.mask
     inv = np.linalg.inv(geom.affine)
+    exact = getattr(problem, "focus_placement", "voxel") == "exact"
     offs = np.stack(np.meshgrid(*([np.arange(-1, 2)] * 3), indexing="ij"), axis=-1).reshape(-1, 3)
     rows = []
     for e, exp in enumerate(problem.experiment_ids):
         counts = dict.fromkeys(cluster_ids, 0)
         lo, hi = problem.exp_offsets[e], problem.exp_offsets[e + 1]
-        for xyz in problem.foci_xyz[lo:hi]:
-            pos = xyz @ inv[:3, :3].T + inv[:3, 3]
+        for xyz, ijk in zip(problem.foci_xyz[lo:hi], problem.foci_ijk[lo:hi]):
+            pos = xyz @ inv[:3, :3].T + inv[:3, 3] if exact else ijk.astype(np.float64)
             cand = np.floor(pos).astype(np.int64) + offs
             near = np.sum((cand - pos) ** 2, axis=1) < 1.0
             inb = np.all((cand >= 0) & (cand < np.array(geom.shape)), axis=1)
