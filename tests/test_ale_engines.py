@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from ale_fixtures import cipn_like, convergent, enge_like
-from scipy import ndimage
+from ale_fixtures import cipn_like, convergent, enge_like, whole_volume_null
 
 from painmeta.ale import crosscheck as xc
 from painmeta.ale import inference as inf
@@ -80,28 +79,6 @@ def test_positive_control_nidm_pain() -> None:
     assert jk.shape[1] - 1 == len(cc.nimare.clusters)
 
 
-def _dense_reference(problem: pb.ALEProblem, draws: np.ndarray, thr: float) -> pd.DataFrame:
-    """Whole-volume null, straight from the definition (slow, for a few iterations)."""
-    rows = []
-    geom = problem.mask
-    for d in draws:
-        foci = pd.DataFrame(geom.vox2mm(geom.inmask_ijk[d]), columns=["x", "y", "z"])
-        foci.insert(0, "experiment_id", [problem.experiment_ids[e] for e in problem.focus_exp])
-        p = pb.make_problem(foci, dict(zip(problem.experiment_ids, problem.sample_sizes)),
-                            experiment_order=problem.experiment_ids)
-        log_sums = np.zeros(geom.n_voxels)
-        for e in range(p.n_experiments):
-            ma, cols = pb.ma_map(p, e)
-            log_sums[cols] += np.log1p(-ma[cols].astype(np.float64))
-        ale = (1.0 - np.exp(log_sums)).astype(np.float32)
-        vol = geom.unmask(ale).astype(np.float64)
-        labels, n = ndimage.label(vol > thr, ndimage.generate_binary_structure(3, 1))
-        sizes = np.bincount(labels.ravel())[1:]
-        masses = ndimage.sum(np.where(vol > thr, vol - thr, 0), labels, np.arange(1, n + 1)) if n else [0.0]
-        rows.append((ale.max(), sizes.max() if n else 0, np.float32(np.max(masses))))
-    return pd.DataFrame(rows, columns=["max_ale", "max_cluster_size", "max_cluster_mass"])
-
-
 def test_sparse_null_matches_whole_volume_definition() -> None:
     foci, n = convergent(n_exp=6, seed=9)
     problem = pb.make_problem(foci, n)
@@ -111,7 +88,7 @@ def test_sparse_null_matches_whole_volume_definition() -> None:
     edge = np.argmin(problem.mask.inmask_ijk[:, 2])
     draws = np.vstack([draws, np.full(problem.n_foci, 12_345), np.full(problem.n_foci, edge)])
     sparse = ih.null_statistics(problem, fit.ale_threshold, draws=draws)
-    dense = _dense_reference(problem, draws, fit.ale_threshold)
+    dense = whole_volume_null(problem, draws, fit.ale_threshold)
     assert np.array_equal(sparse["max_ale"].to_numpy(), dense["max_ale"].to_numpy(np.float32))
     assert np.array_equal(sparse["max_cluster_size"].to_numpy(), dense["max_cluster_size"].to_numpy())
     assert np.allclose(sparse["max_cluster_mass"], dense["max_cluster_mass"], rtol=1e-6, atol=0)

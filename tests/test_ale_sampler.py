@@ -5,34 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from ale_fixtures import cipn_like, convergent
-from scipy import ndimage
+from ale_fixtures import cipn_like, convergent, whole_volume_null
 
 from painmeta.ale import inference as inf
 from painmeta.ale import inhouse as ih
 from painmeta.ale import problem as pb
-
-
-def _whole_volume(problem: pb.ALEProblem, draws: np.ndarray, thr: float) -> pd.DataFrame:
-    """The null statistics straight from the definition: full ALE map, scipy labelling."""
-    geom = problem.mask
-    rows = []
-    for d in draws:
-        foci = pd.DataFrame(geom.vox2mm(geom.inmask_ijk[d]), columns=["x", "y", "z"])
-        foci.insert(0, "experiment_id", [problem.experiment_ids[e] for e in problem.focus_exp])
-        p = pb.make_problem(foci, dict(zip(problem.experiment_ids, problem.sample_sizes)),
-                            experiment_order=problem.experiment_ids)
-        log_sums = np.zeros(geom.n_voxels)
-        for e in range(p.n_experiments):
-            ma, cols = pb.ma_map(p, e)
-            log_sums[cols] += np.log1p(-ma[cols].astype(np.float64))
-        ale = (1.0 - np.exp(log_sums)).astype(np.float32)
-        vol = geom.unmask(ale).astype(np.float64)
-        labels, n = ndimage.label(vol > thr, ndimage.generate_binary_structure(3, 1))
-        sizes = np.bincount(labels.ravel())[1:]
-        masses = ndimage.sum(np.where(vol > thr, vol - thr, 0), labels, np.arange(1, n + 1)) if n else [0.0]
-        rows.append((ale.max(), sizes.max() if n else 0, np.float32(np.max(masses))))
-    return pd.DataFrame(rows, columns=["max_ale", "max_cluster_size", "max_cluster_mass"])
 
 
 def _assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -66,17 +43,17 @@ def mixed() -> tuple[pb.ALEProblem, float, np.ndarray]:
 
 
 @pytest.mark.parametrize("method", ["sparse", "dense"])
-def test_bound_methods_match_whole_volume(mixed, method: str) -> None:
+def test_bound_methods_matchwhole_volume_null(mixed, method: str) -> None:
     problem, thr, draws = mixed
     got = ih.null_statistics(problem, thr, draws=draws, method=method)
-    _assert_same(got, _whole_volume(problem, draws, thr))
+    _assert_same(got, whole_volume_null(problem, draws, thr))
 
 
 @pytest.mark.parametrize("thr", [1e-4, 0.02, 0.5])
 def test_thresholds_from_everywhere_to_nowhere(mixed, thr: float) -> None:
     """Very low thresholds (huge clusters), and one above every ALE (the maximum must still be found)."""
     problem, _, draws = mixed
-    reference = _whole_volume(problem, draws[:3], thr)
+    reference = whole_volume_null(problem, draws[:3], thr)
     for method in ("sparse", "dense"):
         _assert_same(ih.null_statistics(problem, thr, draws=draws[:3], method=method), reference)
     if thr == 0.5:
@@ -89,7 +66,7 @@ def test_many_foci_dense_regime() -> None:
     problem = pb.make_problem(foci, n)
     thr = inf.fit_observed(problem).ale_threshold
     draws = ih.draw_null_foci(problem, 2, seed=1)
-    reference = _whole_volume(problem, draws, thr)
+    reference = whole_volume_null(problem, draws, thr)
     for method in ("sparse", "dense"):
         _assert_same(ih.null_statistics(problem, thr, draws=draws, method=method), reference)
     more = ih.draw_null_foci(problem, 40, seed=9)
@@ -106,7 +83,7 @@ def test_few_foci_slack_path() -> None:
     plan = ih._null_plan(problem, thr)
     assert plan.bshape.tolist() == [1, 1, 1] and not plan.dense
     draws = ih.draw_null_foci(problem, 6, seed=3)
-    _assert_same(ih.null_statistics(problem, thr, draws=draws), _whole_volume(problem, draws, thr))
+    _assert_same(ih.null_statistics(problem, thr, draws=draws), whole_volume_null(problem, draws, thr))
 
 
 def test_auto_choice_and_validation() -> None:
