@@ -43,7 +43,7 @@ def mixed() -> tuple[pb.ALEProblem, float, np.ndarray]:
 
 
 @pytest.mark.parametrize("method", ["sparse", "dense"])
-def test_bound_methods_matchwhole_volume_null(mixed, method: str) -> None:
+def test_bound_methods_match_whole_volume(mixed, method: str) -> None:
     problem, thr, draws = mixed
     got = ih.null_statistics(problem, thr, draws=draws, method=method)
     _assert_same(got, whole_volume_null(problem, draws, thr))
