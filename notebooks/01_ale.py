@@ -314,33 +314,59 @@ if not loo_done:
 # with the in-house engine; found by bisection over nested refits (`painmeta.ale.fsn`). Null foci come from the
 # brain mask, as in Enge et al. 2021 (NiMARE 0.0.9 returned that mask when asked for a grey-matter template); Acar et
 # al.'s grey-matter template (not shipped with NiMARE 0.22.1) puts more null foci in cortex, where real clusters are,
-# and so gives lower values.
+# and so gives lower values. When `reported.yaml` holds a published fail-safe N for a model, the same refits also
+# read it off at the published peaks (`fsn_points.csv`), for the audit stage to compare.
 
 # %%
+from painmeta import audit as _audit, reproduction
+
 fsn_cfg = config.ale.fsn
 fsn_done = False
+published_tables = (_audit.load_reported_all(paths.raw / "reported.yaml")["cluster_tables"]
+                    if (paths.raw / "reported.yaml").is_file() else [])
 if not fsn_cfg.enabled:
     show_markdown("Fail-safe N is not enabled for this dataset (`ale.fsn.enabled` in `dataset.yaml`); "
                   "`python -m painmeta ale --fsn` runs it on any model.")
 else:
-    for model in ran:
+    fsn_models = [m for m in ran if fsn_cfg.models is None or m.name in fsn_cfg.models]
+    if fsn_cfg.models is not None:
+        show_markdown("Models asked for (`ale.fsn.models`): " + ", ".join(literal(m) for m in fsn_cfg.models)
+                      + "; those that did not run here are left out.")
+    for model in fsn_models:
         name = model.name
         res = analysis.primary[name]
         if res.clusters.empty:
+            show_markdown(f"**{literal(name)}**: no significant cluster, so no fail-safe N.")
             continue
+        points = reproduction.published_fsn_points(published_tables, name)
         fres = ale_fsn.attach_fsn(
             res, model.foci[["experiment_id", "x", "y", "z"]], model.sample_sizes,
             n_drawers=1 if quick else fsn_cfg.n_drawers, max_factor=1.0 if quick else fsn_cfg.max_factor,
             n_iters=50 if quick else (fsn_cfg.n_iters or res.n_iters), method=fsn_cfg.method,
-            n_threads=config.ale.n_cores, executor=config.ale.executor)
+            n_threads=config.ale.n_cores, executor=config.ale.executor, cluster_alpha=fsn_cfg.cluster_alpha,
+            points=points if len(points) else None)
         fres.save(out / name)
         res.clusters_all.to_csv(out / name / "clusters_all.csv", index=False)
         res.clusters.to_csv(out / name / "clusters.csv", index=False)
         summ = fres.summary()
         show_markdown(f"**{literal(name)}**: {fres.n_drawers} drawer(s) of up to {fres.k_max} null experiments, "
-                      f"{fres.n_iters} Monte Carlo iterations per refit ({fres.method})"
-                      + (" - quick run: 1 drawer, k_max = number of experiments" if quick else ""))
+                      f"{fres.n_iters} Monte Carlo iterations per refit ({fres.method}), significance at "
+                      f"α = {fres.cluster_alpha:g}"
+                      + (f" (the model's α is {res.cluster_alpha:g}; `ale.fsn.cluster_alpha`)"
+                         if fres.cluster_alpha != res.cluster_alpha else "")
+                      + (" - quick run: 1 drawer, k_max = number of experiments" if quick else "")
+                      + (f"; also read off at {len(points)} published peak(s), compared in the audit stage"
+                         if len(points) else ""))
         show_table(summ.round(2))
+        flicker = fres.non_monotone()
+        if fres.method == "bisect":
+            show_markdown(
+                f"Bisection assumes that a cluster, once lost, is not significant again with more null "
+                f"experiments: {len(flicker)} of {len(fres.table)} drawer-cluster pair(s) contradict it in the "
+                f"refits that ran" + (" (listed below; their value may differ from the scan's first failure)"
+                                      if len(flicker) else "") + ".")
+            if len(flicker):
+                show_table(flicker, caption="Clusters lost and significant again")
         publish(analysis_figures.fsn_figure(summ, len(res.experiment_ids), fres.k_max, title=f"{name}: fail-safe N"),
                 out / f"ale_fsn_{name}")
         fsn_done = True

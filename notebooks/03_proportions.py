@@ -47,6 +47,7 @@ colours = {labels[c]: DIRECTION_COLOURS[c] for c in labels}
 # A dataset without region-level findings (a coordinate database, an ALE-only reproduction) has nothing to pool:
 # one line says so instead of 0/0 tables and empty figures.
 nothing = proportions.nothing_to_pool(result.counts)
+SEE_ABOVE = "Nothing to pool (see the first section)."  # the reason is said once, at the top
 # Proportions and their intervals in three decimals; other numbers as painmeta.display formats them.
 P3 = {c: "{:.3f}" for c in ("pooled", "lower", "upper", "common", "proportion", "ci_lower", "ci_upper",
                             "reported_proportion", "reported_ci_lower", "reported_ci_upper")}
@@ -68,7 +69,7 @@ else:
 
 # %%
 if nothing:
-    show_markdown(literal(nothing))
+    show_markdown(SEE_ABOVE)
 else:
     summary = pd.concat([a.summary(labels) if a.overall is not None else
                          pd.DataFrame([{"level": a.level, "note": a.skipped}]) for a in analyses.values()])
@@ -80,7 +81,7 @@ else:
 
 # %%
 if nothing:
-    show_markdown(literal(nothing))
+    show_markdown(SEE_ABOVE)
 for level, la in ({} if nothing else analyses).items():
     if la.overall is None:
         show_markdown(f"**{level} level:** not pooled: {literal(la.skipped)}.")
@@ -105,7 +106,7 @@ for level, la in analyses.items():
     if la.overall is not None:
         show_table(la.overall.to_frame(), formats=P3, headers=HEADERS, caption=f"{level.capitalize()} level")
 if nothing:
-    show_markdown(literal(nothing))
+    show_markdown(SEE_ABOVE)
 elif all(la.overall is None for la in analyses.values()):
     show_markdown("No per-network rows: nothing was pooled (see above).")
 

@@ -51,16 +51,19 @@ STATUS_COLOURS = {"status": {audit.MATCH: "#d9f0d3", audit.BY_CONSTRUCTION: "#e7
                              audit.NOT_REPRODUCIBLE: "#eeeeee", audit.NOT_COMPARED: "#f7f7f7"}}
 
 # %%
-table = clusters = None
+table = clusters = fsn = None
 if has_reported:
     reported = audit.load_reported_all(ctx.paths.raw / "reported.yaml")
     table = audit.audit(ctx)
     clusters = audit.cluster_comparison(ctx)
+    fsn = audit.fsn_comparison(ctx)
     ctx.paths.processed.mkdir(parents=True, exist_ok=True)
     table.to_csv(ctx.paths.processed / "audit.csv", index=False)
     clusters.to_csv(out / "cluster_comparison.csv", index=False)
+    if len(fsn):
+        fsn.to_csv(out / "fsn_comparison.csv", index=False)
     show_markdown(f"Paper: {literal(reported['paper'])}")
-    display(Markdown(audit.headline(table, clusters)))
+    display(Markdown(audit.headline(table, clusters, fsn)))
     show_table(audit.status_counts(table), caption="Reported numbers by status")
 else:
     display(Markdown("This dataset has no `reported.yaml`: there are no published numbers to audit."))
@@ -93,6 +96,24 @@ if clusters is not None and len(clusters):
         show_table(part.drop(columns=["table"]), caption=f"Table {tid}", colours=STATUS_COLOURS)
 elif has_reported:
     display(Markdown("No published cluster table for this dataset."))
+
+# %% [markdown]
+# ## Published fail-safe N beside ours
+# The ALE stage computes fail-safe N (Acar et al. 2018) at each published peak from the same refits as our own
+# clusters' (`ale.fsn` in `dataset.yaml`), counted as the paper counted it. Both are means over random file
+# drawers, so they are compared as two estimates: a two-sample z test of the means with their standard errors
+# (the paper's from its 95% CI).
+
+# %%
+if fsn is not None and len(fsn):
+    display(Markdown(
+        f"Rule: **match** when |z| < {reproduction.FSN_Z:.2f} (two-sided 5%); whether our mean lies inside the "
+        f"published 95% CI is shown in the reason but not used as the rule, because our mean has its own sampling "
+        f"error (for identical procedures it falls outside their CI about one time in six)."))
+    show_table(reproduction.fsn_display(fsn), caption="Fail-safe N at the published peaks",
+               colours=STATUS_COLOURS)
+elif has_reported:
+    display(Markdown("No published fail-safe N for this dataset."))
 
 # %% [markdown]
 # ## Published map beside ours

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from painmeta.ale import fsn as F
@@ -99,6 +100,12 @@ def test_ale_cli_fsn_writes_column_and_tables(tmp_path) -> None:
     assert "fail_safe_n" in table.columns
     assert table.loc[table["significant"], "fail_safe_n"].between(0, 5).all()
     assert (out / "fsn.csv").is_file() and (out / "fsn_summary.csv").is_file()
+    # --fsn-alpha reaches the refits: 100 iterations cannot give p < 0.001, so every cluster fails at k = 1.
+    rc = main(["ale", "--sleuth", str(path), "--out", str(tmp_path / "strict"), "--n-iters", "100", "--seed", "1",
+               "--engine", "inhouse", "--no-contributions", "--fsn", "--fsn-drawers", "1", "--fsn-max-factor", "1",
+               "--n-cores", "1", "--fsn-alpha", "0.001"])
+    assert rc == 0
+    assert (pd.read_csv(tmp_path / "strict" / "fsn.csv")["fail_safe_n"] == 0).all()
 
 
 def test_refits_judge_significance_like_the_analysis() -> None:
@@ -120,3 +127,50 @@ def test_refits_judge_significance_like_the_analysis() -> None:
         assert not F.surviving(foci, sizes, order, peaks, 100, 1, cluster_alpha=1e-9, inference=inference).any()
     assert F.surviving(foci.assign(x=foci["x"] + 1.0), sizes, order, peaks, 100, 1,
                        focus_placement="exact").dtype == bool
+
+
+def test_points_are_read_off_the_same_refits_as_the_clusters(tmp_path) -> None:
+    """A point at a cluster's peak gets that cluster's fail-safe N in every drawer; a point outside every
+    significant cluster gets 0; the cluster table is the same with or without points."""
+    foci, sizes = convergent(5, seed=5)
+    from painmeta.ale.inhouse import run_inhouse
+
+    res = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
+    sig = res.clusters_all[res.clusters_all["significant"].astype(bool)]
+    first = sig.iloc[0]
+    points = pd.DataFrame({"point": ["t:1", "t:far"], "x": [first["peak_x"], 60.0],
+                           "y": [first["peak_y"], -90.0], "z": [first["peak_z"], -30.0]})
+    with_points = F.attach_fsn(res, foci, sizes, n_drawers=2, max_factor=1.0, n_iters=100, points=points)
+    res2 = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
+    without = F.attach_fsn(res2, foci, sizes, n_drawers=2, max_factor=1.0, n_iters=100)
+    pd.testing.assert_frame_equal(with_points.table.drop(columns="n_refits"), without.table.drop(columns="n_refits"))
+    pts = with_points.points
+    assert list(pts.columns) == F.POINT_COLUMNS and len(pts) == 4  # 2 drawers x 2 points
+    at_peak = pts[pts["point"] == "t:1"].set_index("drawer")["fail_safe_n"]
+    of_cluster = with_points.table[with_points.table["cluster_id"] == first["cluster_id"]].set_index("drawer")
+    assert (at_peak == of_cluster["fail_safe_n"]).all()
+    assert (pts[pts["point"] == "t:far"]["fail_safe_n"] == 0).all()
+    assert set(with_points.evaluations["cluster_id"]) <= set(sig["cluster_id"])
+    with_points.save(tmp_path)
+    assert (tmp_path / "fsn_points.csv").is_file()
+
+
+def test_refits_use_the_fsn_alpha_and_say_so() -> None:
+    """``cluster_alpha`` reaches the refits: at an unreachable level every cluster fails at k = 1."""
+    foci, sizes = convergent(5, seed=5)
+    from painmeta.ale.inhouse import run_inhouse
+
+    res = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
+    out = F.attach_fsn(res, foci, sizes, n_drawers=1, max_factor=1.0, n_iters=100, cluster_alpha=1e-6)
+    assert out.cluster_alpha == 1e-6 and (out.table["fail_safe_n"] == 0).all()
+    assert "alpha 1e-06; the analysis used 0.05" in res.notes[-1]
+
+
+def test_non_monotone_refits_are_reported() -> None:
+    """A cluster lost at k = 4 and significant again at k = 6 is listed; a monotone one is not."""
+    ev = pd.DataFrame({"drawer": 1, "k": [2, 4, 6, 2, 4, 6], "cluster_id": [1, 1, 1, 2, 2, 2],
+                       "significant": [True, False, True, True, False, False]})
+    res = F.FSNResult(pd.DataFrame(columns=F.FSN_COLUMNS), 6, 1, "bisect", 10, 0, evaluations=ev)
+    flicker = res.non_monotone()
+    assert flicker.to_dict("records") == [{"drawer": 1, "cluster_id": 1, "lost_at": 4, "back_at": 6}]
+    assert F.FSNResult(pd.DataFrame(columns=F.FSN_COLUMNS), 6, 1, "bisect", 10, 0).non_monotone().empty

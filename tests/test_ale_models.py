@@ -304,3 +304,15 @@ def test_crosscheck_budget_needs_inhouse_engine() -> None:
     with pytest.raises(Exception, match="crosscheck_max_iters needs ale.engine: inhouse"):
         ALEConfig.model_validate({"crosscheck_max_iters": 100})
     assert ALEConfig.model_validate({"engine": "inhouse", "crosscheck_max_iters": 100}).crosscheck_max_iters == 100
+
+
+def test_fsn_models_must_be_models() -> None:
+    from painmeta.config import ALEConfig
+
+    models = {"all": {"contrast_types": ["within_group"]}}
+    with pytest.raises(Exception, match="ale.fsn.models: 'nope' is not a model of ale.models"):
+        ALEConfig.model_validate({"models": models, "fsn": {"enabled": True, "models": ["nope"]}})
+    with pytest.raises(Exception, match="cluster_alpha"):
+        ALEConfig.model_validate({"models": models, "fsn": {"cluster_alpha": 1.5}})
+    ok = ALEConfig.model_validate({"models": models, "fsn": {"models": ["all"], "cluster_alpha": 0.005}})
+    assert ok.fsn.models == ["all"] and ok.fsn.cluster_alpha == 0.005

@@ -115,6 +115,22 @@ def test_reported_yaml_cluster_tables_and_maps_are_validated(tmp_path, fixtures)
     assert "map 1: 'file' must be a path inside the dataset folder" in msg
 
 
+def test_reported_fail_safe_n_and_its_convention_are_validated(tmp_path, fixtures):
+    folder = _mini_with_reported(tmp_path, fixtures, [])
+    (folder / "reported.yaml").write_text(yaml.safe_dump({
+        "paper": "x",
+        "cluster_tables": [{"id": "t", "what": "w", "where": "T2", "model": "m", "fsn_counts": "plus_two",
+                            "clusters": [{"volume_mm3": 5, "peak": [1, 2, 3], "fsn_mean": "many",
+                                          "fsn_ci": [9, 3]}]}],
+    }))
+    with pytest.raises(InputError) as info:
+        audit.load_reported_all(folder / "reported.yaml")
+    msg = str(info.value)
+    assert "'fsn_counts' must be one of last_k, last_k_plus_one" in msg
+    assert "cluster 1: 'fsn_mean' must be a number >= 0" in msg
+    assert "cluster 1: 'fsn_ci' must be [lower, upper]" in msg
+
+
 def test_engine_reproduces_review_where_inputs_are_known(cipn):
     _, t = cipn
     for item in ("exp_overall", "exp_dmn", "exp_brainstem", "study_dmn", "het_p", "het_i2"):

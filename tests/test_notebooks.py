@@ -37,6 +37,14 @@ def test_all_stages_execute_and_render(dataset):
         _assert_self_contained(Path(result["html"]))
     index = build_index(dataset)
     _assert_self_contained_index(index, dataset)
+    if dataset == "enge2021_semantic":
+        # The published fail-safe N has its own audit table. (A quick run's 50 iterations cannot reach the
+        # paper's p < 0.01, so no cluster is significant and nothing is computed: each row says why.)
+        import pandas as pd
+
+        fsn = pd.read_csv(dataset_paths(dataset).stage("audit", create=False) / "fsn_comparison.csv")
+        assert len(fsn) == 8 and set(fsn["status"]) == {"not compared"}
+        assert fsn["reason"].str.contains("no fail-safe N").all()
     if shutil.which("chromium"):
         # A real browser, offline: no console error, every image loads, every local link resolves.
         reports = check_report(dataset)
@@ -58,7 +66,7 @@ def _assert_self_contained_index(index: Path, dataset: str) -> None:
 @pytest.mark.notebook
 @pytest.mark.parametrize("dataset", ["enge2021_semantic", "cipn"])
 def test_proportions_page_says_in_one_line_when_there_is_nothing_to_pool(dataset):
-    """Without region-level findings the page says so once per section: no 0/0 tables, no empty forest plots."""
+    """Without region-level findings the page says why once, then points to it: no 0/0 tables, no empty forests."""
     import json
 
     from painmeta.proportions import NOTHING_TO_POOL
@@ -70,5 +78,5 @@ def test_proportions_page_says_in_one_line_when_there_is_nothing_to_pool(dataset
     if dataset == "cipn":  # region-level findings: tables and forest plots, no such line
         assert NOTHING_TO_POOL not in shown and forests
     else:
-        assert shown.count(NOTHING_TO_POOL) == 4
+        assert shown.count(NOTHING_TO_POOL) == 1 and shown.count("Nothing to pool (see the first section).") == 3
         assert "0/0" not in shown and "image/png" not in shown and not forests

@@ -191,3 +191,59 @@ def test_published_fsn_is_shown_beside_ours(tmp_path):
     row = reproduction.match_clusters(table, out).iloc[0]
     assert row["published_fsn"] == "33 (30.1–35.9)" and row["fsn_here"] == 50.0  # our cluster 2 holds the peak
     assert row["status"] == audit.MATCH
+
+
+def _fsn_output(tmp_path: Path, points: dict[str, list[int]], k_max: int = 250) -> reproduction.ModelOutput:
+    rows = [{"drawer": d + 1, "point": p, "x": 0.0, "y": 0.0, "z": 0.0, "fail_safe_n": v,
+             "censored": v >= k_max, "k_max": k_max} for p, vals in points.items() for d, v in enumerate(vals)]
+    pd.DataFrame(rows).to_csv(tmp_path / "fsn_points.csv", index=False)
+    return reproduction.ModelOutput("all", tmp_path, {})
+
+
+def test_published_fsn_is_compared_at_the_published_peak_in_its_convention(tmp_path):
+    """Ours is converted to the paper's count (last k + 1, capped) and judged by a two-sample z test."""
+    table = {"id": "all", "model": "all", "fsn_counts": "last_k_plus_one", "clusters": [
+        {"cluster": 1, "volume_mm3": 100, "peak": [-44, 18, 24], "fsn_mean": 10.0, "fsn_ci": [8.0, 12.0]},
+        {"cluster": 2, "volume_mm3": 100, "peak": [-4, 16, 50], "fsn_mean": 1.0, "fsn_ci": [1.0, 1.0]},
+        {"cluster": 3, "volume_mm3": 100, "peak": [36, 22, -6], "fsn_mean": 40.0, "fsn_ci": [38.0, 42.0]},
+        {"cluster": 4, "volume_mm3": 100, "peak": [40, -52, -18]},  # no fail-safe N published: no row
+        {"cluster": 5, "volume_mm3": 100, "peak": [0, 0, 0], "fsn_mean": 5.0, "fsn_ci": [4.0, 6.0]},
+    ]}
+    out = _fsn_output(tmp_path, {"all:1": [9, 9, 10, 11], "all:2": [0, 0, 0, 0], "all:3": [9, 9, 10, 11]})
+    got = reproduction.compare_fsn(table, out).set_index("published_cluster")
+    assert list(got.index) == [1, 2, 3, 5]
+    assert got.loc[1, "fsn_here"] == pytest.approx(10.75)  # (10 + 10 + 11 + 12) / 4
+    assert got.loc[1, "status"] == audit.MATCH and got.loc[1, "inside_published_ci"]
+    assert got.loc[2, "fsn_here"] == 1.0 and got.loc[2, "z"] == 0.0 and got.loc[2, "status"] == audit.MATCH
+    assert got.loc[3, "status"] == audit.MISMATCH and got.loc[3, "z"] < -1.96
+    assert got.loc[5, "status"] == audit.NOT_COMPARED and "no fail-safe N" in got.loc[5, "reason"]
+    # In the project's own count (last k) the same drawers give one less.
+    plain = reproduction.compare_fsn(table | {"fsn_counts": "last_k"}, out).set_index("published_cluster")
+    assert plain.loc[1, "fsn_here"] == pytest.approx(9.75) and plain.loc[2, "status"] == audit.MISMATCH
+    # The cap: a drawer that never lost the cluster counts k_max, not k_max + 1.
+    (tmp_path / "capped").mkdir()
+    capped = reproduction.compare_fsn(table, _fsn_output(tmp_path / "capped", {"all:1": [250, 250]}))
+    assert capped.iloc[0]["fsn_here"] == 250 and capped.iloc[0]["censored_drawers"] == 2
+    # With our cluster map: a published peak outside every significant cluster of ours is shown, not judged.
+    import nibabel as nib
+    from painmeta.coords import brain_mask
+
+    mask, affine = brain_mask()
+    lab = np.zeros(mask.shape, dtype=np.int16)
+    ijk = np.rint(np.linalg.inv(affine) @ np.array([-44, 18, 24, 1.0]))[:3].astype(int)
+    lab[tuple(ijk)] = 3
+    nib.save(nib.Nifti1Image(lab, affine), tmp_path / "clusters.nii.gz")
+    located = reproduction.compare_fsn(table, out).set_index("published_cluster")
+    assert located.loc[1, "our_cluster"] == 3 and located.loc[1, "status"] == audit.MATCH
+    assert located.loc[2, "status"] == audit.NOT_COMPARED and "outside every significant cluster" in located.loc[
+        2, "reason"] and located.loc[2, "fsn_here"] == 1.0
+    shown = reproduction.fsn_display(got.reset_index())
+    assert shown.loc[0, "published 95% CI"] == "8.0–12.0" and shown.loc[0, "FSN here (same peak)"] == 10.8
+
+
+def test_published_fsn_points_come_from_the_models_tables():
+    tables = audit.load_reported_all(ROOT / "data/raw/enge2021_semantic/reported.yaml")["cluster_tables"]
+    pts = reproduction.published_fsn_points(tables, "all")
+    assert list(pts["point"]) == [f"all:{i}" for i in range(1, 9)]
+    assert pts.iloc[0][["x", "y", "z"]].tolist() == [-44.0, 18.0, 24.0]
+    assert reproduction.published_fsn_points(tables, "knowledge").empty

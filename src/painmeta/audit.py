@@ -84,6 +84,12 @@ def _check_cluster_table(where: str, table: Any, problems: list[str]) -> None:
     for key in ("id", "what", "where", "model", "clusters"):
         if key not in table:
             problems.append(f"{where}: key '{key}' is missing")
+    if "fsn_counts" in table:
+        from painmeta.reproduction import FSN_COUNTS
+
+        if table["fsn_counts"] not in FSN_COUNTS:
+            problems.append(f"{where}: 'fsn_counts' must be one of {', '.join(FSN_COUNTS)} (how the published "
+                            "fail-safe N counts; see docs/TABLES.md)")
     clusters = table.get("clusters")
     if not isinstance(clusters, list) or not clusters:
         problems.append(f"{where}: 'clusters' must be a non-empty list")
@@ -103,6 +109,13 @@ def _check_cluster_table(where: str, table: Any, problems: list[str]) -> None:
         vol = c.get("volume_mm3")
         if "volume_mm3" in c and not (isinstance(vol, (int, float)) and vol > 0):
             problems.append(f"{cw}: 'volume_mm3' must be a positive number")
+        fm, ci = c.get("fsn_mean"), c.get("fsn_ci")
+        if fm is not None and not (isinstance(fm, (int, float)) and not isinstance(fm, bool) and fm >= 0):
+            problems.append(f"{cw}: 'fsn_mean' must be a number >= 0 (the published mean fail-safe N)")
+        if ci is not None and not (isinstance(ci, list) and len(ci) == 2
+                                   and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ci)
+                                   and ci[0] <= ci[1]):
+            problems.append(f"{cw}: 'fsn_ci' must be [lower, upper] (numbers, lower <= upper)")
 
 
 def load_reported(path: Path | str) -> list[dict[str, Any]]:
@@ -690,6 +703,22 @@ def cluster_comparison(ctx: AuditContext) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CLUSTER_MATCH_COLUMNS)
 
 
+def fsn_comparison(ctx: AuditContext) -> pd.DataFrame:
+    """Every published fail-safe N beside ours at the same peak (:func:`painmeta.reproduction.compare_fsn`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per published cluster with a fail-safe N; empty when no table has one.
+    """
+    from painmeta.reproduction import FSN_COLUMNS, compare_fsn
+
+    parts = [compare_fsn(t, ctx.ale.get(t["model"]))
+             for t in load_reported_all(ctx.paths.raw / "reported.yaml")["cluster_tables"]]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FSN_COLUMNS)
+
+
 def map_comparisons(ctx: AuditContext) -> list[dict[str, Any]]:
     """Published unthresholded maps against ours, voxel by voxel (:func:`painmeta.reproduction.compare_maps`).
 
@@ -734,13 +763,15 @@ def map_comparisons(ctx: AuditContext) -> list[dict[str, Any]]:
     return out
 
 
-def headline(table: pd.DataFrame, clusters: pd.DataFrame | None = None) -> str:
-    """One sentence: how many reported numbers (and published clusters) are recomputed and matching.
+def headline(table: pd.DataFrame, clusters: pd.DataFrame | None = None, fsn: pd.DataFrame | None = None) -> str:
+    """One sentence: how many reported numbers (published clusters, published fail-safe Ns) are recomputed
+    and matching.
 
     Only ``match`` counts; the other statuses are listed after it.
     """
     parts = []
-    for what, t in (("reported numbers", table), ("published clusters", clusters)):
+    for what, t in (("reported numbers", table), ("published clusters", clusters),
+                    ("published fail-safe Ns", fsn)):
         if t is None or not len(t):
             continue
         t = t[t["status"].notna()]

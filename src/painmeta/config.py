@@ -130,9 +130,14 @@ class ALEFSNConfig(_Strict):
     """Fail-safe N of significant clusters (``ale.fsn``; Acar et al. 2018)."""
 
     enabled: bool = False
+    # Which models get it (default: every model with a significant cluster); refits are costly.
+    models: list[SafeName] | None = None
     n_drawers: int = Field(default=10, ge=1, le=10_000)
     max_factor: float = Field(default=5.0, gt=0)
     n_iters: int | None = Field(default=None, ge=1, le=1_000_000)  # per refit (default: the model's)
+    # Significance level of the refits (default: the model's ale.cluster_alpha), for reproducing a
+    # published fail-safe N whose code judged survival at another level than its tables say.
+    cluster_alpha: float | None = Field(default=None, gt=0, lt=1)
     method: Literal["bisect", "scan"] = "bisect"
 
 
@@ -236,6 +241,10 @@ class ALEConfig(_Strict):
                                      f"({', '.join(self.models) or 'none'})")
             if c.a == c.b:
                 raise ValueError(f"ale.contrasts.{name}: a and b must be different models")
+        for m in self.fsn.models or []:
+            if m not in self.models:
+                raise ValueError(f"ale.fsn.models: '{m}' is not a model of ale.models "
+                                 f"({', '.join(self.models) or 'none'})")
         if self.crosscheck_max_iters is not None and self.engine != "inhouse":
             # The budget cuts NiMARE's iterations; with NiMARE as the primary engine it would cut the result.
             raise ValueError("ale.crosscheck_max_iters needs ale.engine: inhouse (the budget limits the "

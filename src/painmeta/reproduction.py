@@ -17,6 +17,12 @@ Tolerances (stated once, used everywhere; the audit page prints them):
   maxima of nearly equal height can put its global peak on either, so the distance between peaks can be
   15 mm while the maps agree within a few percent; the ALE ratio is explained by the map comparison.
 - clusters smaller than a table's ``min_volume_mm3`` (default 200 mm³) are listed and located but not judged.
+- **fail-safe N** (a mean over random file drawers, in the paper and here): computed here at the published
+  peaks from the same refits as our clusters' (:func:`published_fsn_points`), in the paper's counting
+  convention (its ``fsn_counts``), and judged by a two-sample z test of the two drawer means with their
+  standard errors (the paper's from its 95 % CI): ``|z| < 1.96`` matches (:data:`FSN_Z`). Both sides are
+  random (different file drawers), so a bare "ours inside their CI" would fail about one cluster in six even
+  for identical procedures; it is shown beside the test, not used as the rule.
 """
 
 from __future__ import annotations
@@ -39,6 +45,19 @@ SIZE_TOLERANCE = 0.25
 REGION_MM = 4.0
 #: Published clusters smaller than this (mm³) are located but not judged (unless a table says otherwise).
 MIN_VOLUME_MM3 = 200.0
+
+#: Two drawer means (ours, published) differ when |z| reaches this (two-sided 5 %).
+FSN_Z = 1.959964
+#: How a published fail-safe N counts (``reported.yaml`` cluster table key ``fsn_counts``): ``last_k`` is the
+#: largest number of null experiments after which the cluster is still significant at every step (Acar et al.
+#: 2018; this project's :func:`painmeta.ale.fsn.fail_safe_n`); ``last_k_plus_one`` counts one more, capped at
+#: ``k_max`` (code whose per-voxel map starts at 1 for the original analysis).
+FSN_COUNTS = ("last_k", "last_k_plus_one")
+FSN_COLUMNS = [
+    "table", "published_cluster", "published_peak", "published_fsn", "published_ci_lower", "published_ci_upper",
+    "fsn_here", "sd_here", "ci_lower_here", "ci_upper_here", "drawers_here", "censored_drawers", "k_max", "z",
+    "inside_published_ci", "our_cluster", "status", "reason",
+]
 
 CLUSTER_MATCH_COLUMNS = [
     "table", "published_cluster", "published_mm3", "published_peak", "published_peak_ale", "published_peak_z",
@@ -323,6 +342,123 @@ def match_clusters(table: Mapping[str, Any], output: ModelOutput | None) -> pd.D
                 "status": MISMATCH, "reason": "significant here, not in the published table",
             })
     return pd.DataFrame(rows, columns=CLUSTER_MATCH_COLUMNS)
+
+
+def in_convention(fsn: np.ndarray | pd.Series, k_max: int, counts: str = "last_k") -> np.ndarray:
+    """This project's fail-safe N (``last_k``) counted as a published table counts it (:data:`FSN_COUNTS`)."""
+    if counts not in FSN_COUNTS:
+        raise ValueError(f"fsn_counts must be one of {FSN_COUNTS}, got {counts!r}")
+    fsn = np.asarray(fsn, dtype=float)
+    return np.minimum(fsn + 1, k_max) if counts == "last_k_plus_one" else fsn
+
+
+def published_fsn_points(tables: Sequence[Mapping[str, Any]], model: str) -> pd.DataFrame:
+    """The published peaks of ``model``'s cluster tables that carry a fail-safe N, as points for
+    :func:`painmeta.ale.fsn.attach_fsn` (columns ``point``, ``x``, ``y``, ``z``; ``point`` is
+    ``"<table id>:<cluster>"``). Empty when no table of the model has one.
+    """
+    rows = [{"point": f"{t['id']}:{c.get('cluster', j)}", "x": float(c["peak"][0]), "y": float(c["peak"][1]),
+             "z": float(c["peak"][2])}
+            for t in tables if str(t.get("model")) == model
+            for j, c in enumerate(t.get("clusters") or [], 1) if c.get("fsn_mean") is not None]
+    return pd.DataFrame(rows, columns=["point", "x", "y", "z"])
+
+
+def compare_fsn(table: Mapping[str, Any], output: ModelOutput | None) -> pd.DataFrame:
+    """Published fail-safe N per cluster beside ours at the same peak (columns :data:`FSN_COLUMNS`).
+
+    Ours is read from the ALE stage's ``fsn_points.csv`` (per drawer, at the published peaks), converted to the
+    table's ``fsn_counts`` convention, and summarised as the paper did (mean, SD, normal 95 % CI over drawers).
+    Status: ``match`` when the two means do not differ by a two-sample z test (:data:`FSN_Z`), ``mismatch``
+    when they do, ``not compared`` when the ALE stage computed no fail-safe N at that peak.
+    """
+    from painmeta.audit import MATCH, MISMATCH, NOT_COMPARED
+
+    counts = str(table.get("fsn_counts", "last_k"))
+    points = None
+    if output is not None and (output.folder / "fsn_points.csv").is_file():
+        points = pd.read_csv(output.folder / "fsn_points.csv")
+    labels_img = output.image("clusters") if output is not None else None
+    rows = []
+    for j, c in enumerate(table.get("clusters") or [], 1):
+        if c.get("fsn_mean") is None:
+            continue
+        lo, hi = (list(c.get("fsn_ci") or []) + [None, None])[:2]
+        row: dict[str, Any] = {
+            "table": table["id"], "published_cluster": c.get("cluster", j), "published_peak": _xyz(c["peak"]),
+            "published_fsn": float(c["fsn_mean"]), "published_ci_lower": lo, "published_ci_upper": hi}
+        if labels_img is not None:
+            hit = int(_value_at(labels_img, [float(v) for v in c["peak"]]))
+            row["our_cluster"] = hit or None
+        key = f"{table['id']}:{c.get('cluster', j)}"
+        mine = points[points["point"].astype(str) == key] if points is not None else pd.DataFrame()
+        if mine.empty:
+            why = ("the ALE stage computed no fail-safe N at this peak (ale.fsn is not enabled for this model, "
+                   "or the model has no significant cluster)"
+                   if output is not None else f"model '{table['model']}' did not run here")
+            rows.append(row | {"status": NOT_COMPARED, "reason": why})
+            continue
+        k_max = int(mine["k_max"].iloc[0])
+        vals = in_convention(mine["fail_safe_n"].to_numpy(), k_max, counts)
+        n = len(vals)
+        mean = float(vals.mean())
+        sd = float(vals.std(ddof=1)) if n > 1 else float("nan")
+        se = sd / math.sqrt(n) if n > 1 else float("nan")
+        row.update({"fsn_here": mean, "sd_here": sd, "ci_lower_here": mean - FSN_Z * se,
+                    "ci_upper_here": mean + FSN_Z * se, "drawers_here": n,
+                    "censored_drawers": int(mine["censored"].astype(bool).sum()), "k_max": k_max})
+        se_pub = (float(hi) - float(lo)) / (2 * FSN_Z) if lo is not None and hi is not None else float("nan")
+        if lo is not None and hi is not None:
+            row["inside_published_ci"] = bool(float(lo) - 1e-9 <= mean <= float(hi) + 1e-9)
+        se_diff = math.sqrt((se if n > 1 else 0.0) ** 2 + (se_pub if math.isfinite(se_pub) else 0.0) ** 2)
+        diff = mean - float(c["fsn_mean"])
+        if n < 2 or not math.isfinite(se_pub):
+            rows.append(row | {"status": NOT_COMPARED, "reason": (
+                "one file drawer here: no spread to test a difference with" if n < 2 else
+                "the published value has no confidence interval to test a difference with")})
+            continue
+        if row.get("our_cluster", -1) is None:
+            # Survival is only defined for a voxel that is significant to begin with: here it is not.
+            rows.append(row | {"status": NOT_COMPARED, "reason": (
+                "the published peak lies outside every significant cluster here (see the cluster table), so "
+                "there is nothing to survive; the value shown is what the refits give there")})
+            continue
+        if se_diff == 0:
+            z = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+        else:
+            z = diff / se_diff
+        row["z"] = z
+        ok = abs(z) < FSN_Z
+        reason = (f"means differ by {diff:+.1f} null experiments, z = {z:+.2f} "
+                  f"({'within' if ok else 'beyond'} ±{FSN_Z:.2f}); ours {'inside' if row.get('inside_published_ci') else 'outside'} "
+                  f"the published 95% CI")
+        if row["censored_drawers"]:
+            reason += f"; {row['censored_drawers']} of our drawers never lost the cluster (censored at k_max = {k_max})"
+        rows.append(row | {"status": MATCH if ok else MISMATCH, "reason": reason})
+    return pd.DataFrame(rows, columns=FSN_COLUMNS)
+
+
+def fsn_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The fail-safe N comparison for people."""
+    def ci(lo: pd.Series, hi: pd.Series) -> pd.Series:
+        lo, hi = pd.to_numeric(lo), pd.to_numeric(hi)
+        return pd.Series([f"{a:.1f}–{b:.1f}" if pd.notna(a) and pd.notna(b) else None for a, b in zip(lo, hi)],
+                         index=table.index, dtype=object)
+
+    out = pd.DataFrame({
+        "table": table["table"], "published cluster": table["published_cluster"],
+        "published peak": table["published_peak"],
+        "published FSN": pd.to_numeric(table["published_fsn"]).round(1),
+        "published 95% CI": ci(table["published_ci_lower"], table["published_ci_upper"]),
+        "FSN here (same peak)": pd.to_numeric(table["fsn_here"]).round(1),
+        "SD here": pd.to_numeric(table["sd_here"]).round(1),
+        "95% CI here": ci(table["ci_lower_here"], table["ci_upper_here"]),
+        "drawers": pd.to_numeric(table["drawers_here"]).astype("Int64"),
+        "z": pd.to_numeric(table["z"]).round(2),
+        "our cluster": pd.to_numeric(table["our_cluster"]).astype("Int64"),
+        "status": table["status"], "reason": table["reason"],
+    })
+    return out.astype(object).where(out.notna(), None)
 
 
 def cluster_display(table: pd.DataFrame) -> pd.DataFrame:

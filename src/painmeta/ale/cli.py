@@ -113,6 +113,9 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                    help="at most this many times the experiments as null experiments (default 5 / config)")
     p.add_argument("--fsn-n-iters", type=_positive_int, default=None,
                    help="Monte Carlo iterations per FSN refit (default: the model's)")
+    p.add_argument("--fsn-alpha", type=_probability, default=None,
+                   help="significance level of the FSN refits (default: the analysis' cluster alpha / the "
+                        "config's ale.fsn.cluster_alpha)")
     p.add_argument("--no-contrasts", action="store_true", help="dataset mode: skip the config's ale.contrasts")
     p.set_defaults(func=run_cli)
     return p
@@ -171,7 +174,7 @@ def run_sleuth(args: argparse.Namespace) -> int:
         with _executor(args) as ex:
             fsn = attach_fsn(result, data.foci, data.sample_sizes, n_drawers=args.fsn_drawers or 10,
                              max_factor=args.fsn_max_factor or 5.0, n_iters=args.fsn_n_iters,
-                             n_threads=args.n_cores or 2, executor=ex)
+                             n_threads=args.n_cores or 2, executor=ex, cluster_alpha=args.fsn_alpha)
     result.save(args.out)
     if fsn is not None:
         fsn.save(args.out)
@@ -211,14 +214,18 @@ def run_dataset(args: argparse.Namespace) -> int:
 
         models = {m.name: m for m in analysis.models}
         # the result each model reports (the primary engine's, or in-house for exact placement)
+        # --fsn asks for every model; otherwise the config's ale.fsn.models (default every model)
+        wanted = None if args.fsn else fsn_cfg.models
         with _executor(args, config.ale.executor) as ex:
             for name, res in analysis.primary.items():
+                if wanted is not None and name not in wanted:
+                    continue
                 fsn_res[name] = attach_fsn(res, models[name].foci, models[name].sample_sizes,
                                            n_drawers=args.fsn_drawers or fsn_cfg.n_drawers,
                                            max_factor=args.fsn_max_factor or fsn_cfg.max_factor,
                                            n_iters=args.fsn_n_iters or fsn_cfg.n_iters or args.n_iters,
                                            method=fsn_cfg.method, n_threads=args.n_cores or config.ale.n_cores,
-                                           executor=ex)
+                                           executor=ex, cluster_alpha=args.fsn_alpha or fsn_cfg.cluster_alpha)
     if config.ale.contrasts and not args.no_contrasts:
         from painmeta.ale.contrast import run_dataset_contrasts
 

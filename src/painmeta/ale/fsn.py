@@ -60,6 +60,8 @@ from painmeta.ale.problem import ALEProblem, make_problem
 SAMPLE_SPACES = ("mask",)
 #: Columns of the FSN table (one row per drawer and cluster).
 FSN_COLUMNS = ["drawer", "cluster_id", "fail_safe_n", "censored", "n_refits"]
+#: Columns of the FSN table at further points (one row per drawer and point; ``k_max`` for conversions).
+POINT_COLUMNS = ["drawer", "point", "x", "y", "z", "fail_safe_n", "censored", "k_max"]
 
 
 @dataclass(eq=False)
@@ -162,9 +164,14 @@ class FSNResult:
     seed: int
     timings: dict[str, float] = field(default_factory=dict)
     evaluations: pd.DataFrame | None = None  # drawer, k, cluster survival
+    cluster_alpha: float | None = None  # significance level of the refits
+    # Fail-safe N at further points (for example a paper's published peaks), from the same refits:
+    # POINT_COLUMNS, one row per drawer and point.
+    points: pd.DataFrame | None = None
 
     def save(self, folder: "str | Path") -> None:
-        """Write ``fsn.csv`` (per drawer), ``fsn_summary.csv`` and ``fsn_refits.csv`` (every refit's survival)."""
+        """Write ``fsn.csv`` (per drawer), ``fsn_summary.csv``, ``fsn_refits.csv`` (every refit's survival)
+        and, when points were asked for, ``fsn_points.csv``."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         self.table.to_csv(out / "fsn.csv", index=False)
@@ -173,6 +180,28 @@ class FSNResult:
         summ.to_csv(out / "fsn_summary.csv", index=False)
         if self.evaluations is not None:
             self.evaluations.to_csv(out / "fsn_refits.csv", index=False)
+        if self.points is not None:
+            self.points.to_csv(out / "fsn_points.csv", index=False)
+
+    def non_monotone(self) -> pd.DataFrame:
+        """Drawer-cluster pairs whose refits contradict the bisection's assumption.
+
+        A cluster that is not significant after ``k1`` null experiments but is again after some ``k2 > k1``
+        (Monte Carlo noise near the boundary): there the bisection's answer can differ from the scan's
+        first failure. Columns ``drawer``, ``cluster_id``, ``lost_at``, ``back_at``; empty when every
+        evaluated sequence is monotone.
+        """
+        rows = []
+        ev = self.evaluations
+        if ev is not None and len(ev):
+            for (d, c), g in ev.sort_values("k").groupby(["drawer", "cluster_id"], sort=True):
+                sig = g["significant"].astype(bool).to_numpy()
+                ks = g["k"].to_numpy()
+                lost = np.flatnonzero(~sig)
+                if len(lost) and sig[lost[0]:].any():
+                    rows.append({"drawer": d, "cluster_id": c, "lost_at": int(ks[lost[0]]),
+                                 "back_at": int(ks[lost[0]:][sig[lost[0]:]][0])})
+        return pd.DataFrame(rows, columns=["drawer", "cluster_id", "lost_at", "back_at"])
 
     def summary(self) -> pd.DataFrame:
         """Per cluster: mean, SD, SE and normal 95% CI over drawers (Enge's summary)."""
@@ -320,12 +349,14 @@ def enge_convention(fsn: np.ndarray | pd.Series, k_max: int) -> np.ndarray:
 
 __all__ = [
     "FSN_COLUMNS",
+    "POINT_COLUMNS",
     "FSNResult",
     "NullDrawer",
     "enge_convention",
     "fail_safe_n",
     "null_drawer",
     "surviving",
+    "attach_fsn",
 ]
 
 
@@ -340,6 +371,8 @@ def attach_fsn(
     method: str = "bisect",
     n_threads: int | None = None,
     executor: Any = None,
+    cluster_alpha: float | None = None,
+    points: pd.DataFrame | None = None,
 ) -> FSNResult | None:
     """Fail-safe N of an :class:`~painmeta.ale.results.ALEResult`'s significant clusters.
 
@@ -347,9 +380,20 @@ def attach_fsn(
     not significant) to ``result.clusters_all`` and returns the
     :class:`FSNResult` (cluster ids = the result's; write it with
     :meth:`FSNResult.save` beside the result's files). Refits use the
-    result's voxel threshold, cluster alpha, experiment order and, unless
-    given, its Monte Carlo iterations and seed. Returns None when no cluster
-    is significant.
+    result's voxel threshold, experiment order and, unless given, its cluster
+    alpha, Monte Carlo iterations and seed. Returns None when no cluster is
+    significant.
+
+    Parameters
+    ----------
+    cluster_alpha : float, optional
+        Significance level of the refits (default: the result's).
+    points : pandas.DataFrame, optional
+        Further points (columns ``point``, ``x``, ``y``, ``z``; MNI mm) whose
+        fail-safe N is read off the same refits, as :attr:`FSNResult.points`:
+        the survival of the cluster that holds the point's voxel (a point
+        outside every significant cluster of the analysis gets 0). Used to
+        compare with a paper's fail-safe N at its own peaks.
     """
     res = result  # duck-typed ALEResult (this layer does not import results)
     table = res.clusters_all
@@ -358,13 +402,32 @@ def attach_fsn(
         table["fail_safe_n"] = np.nan
     if sig.empty:
         return None
+    alpha = float(res.cluster_alpha if cluster_alpha is None else cluster_alpha)
+    peaks = sig[["peak_x", "peak_y", "peak_z"]].to_numpy(float)
+    n_sig = len(peaks)
+    if points is not None and len(points):
+        # Same refits: every point is one more voxel whose survival each refit reads (bisection may need a few
+        # more refits to pin its boundary).
+        peaks = np.vstack([peaks, points[["x", "y", "z"]].to_numpy(float)])
     out = fail_safe_n(
-        foci, sample_sizes, sig[["peak_x", "peak_y", "peak_z"]].to_numpy(float), n_drawers=n_drawers,
+        foci, sample_sizes, peaks, n_drawers=n_drawers,
         max_factor=max_factor, n_iters=int(n_iters or res.n_iters), seed=int(res.seed if seed is None else seed),
-        voxel_thresh=res.voxel_thresh, cluster_alpha=res.cluster_alpha, method=method, n_threads=n_threads,
+        voxel_thresh=res.voxel_thresh, cluster_alpha=alpha, method=method, n_threads=n_threads,
         experiment_order=res.experiment_ids, inference=getattr(res, "inference", "cluster_size"),
         focus_placement=getattr(res, "focus_placement", "voxel"), executor=executor,
     )
+    out.cluster_alpha = alpha
+    if len(peaks) > n_sig:
+        pt = out.table[out.table["cluster_id"] > n_sig].copy()
+        j = pt["cluster_id"].to_numpy() - n_sig - 1
+        pt.insert(1, "point", points["point"].astype(str).to_numpy()[j])
+        for a in "xyz":
+            pt[a] = points[a].to_numpy(float)[j]
+        pt["k_max"] = out.k_max
+        out.points = pt[POINT_COLUMNS].reset_index(drop=True)
+        out.table = out.table[out.table["cluster_id"] <= n_sig].reset_index(drop=True)
+        if out.evaluations is not None and len(out.evaluations):
+            out.evaluations = out.evaluations[out.evaluations["cluster_id"] <= n_sig].reset_index(drop=True)
     ids = sig["cluster_id"].to_numpy()
     out.table["cluster_id"] = ids[out.table["cluster_id"].to_numpy() - 1]
     if out.evaluations is not None and len(out.evaluations):
@@ -374,5 +437,6 @@ def attach_fsn(
     res.notes.append(
         f"fail-safe N: {n_drawers} file drawers of up to {out.k_max} null experiments "
         f"({method}, {out.n_iters} Monte Carlo iterations per refit, null foci uniform in the brain mask; "
-        f"significance by {getattr(res, 'inference', 'cluster_size')}, as the analysis)")
+        f"significance by {getattr(res, 'inference', 'cluster_size')} at alpha {alpha:g}"
+        + (", as the analysis)" if alpha == float(res.cluster_alpha) else f"; the analysis used {res.cluster_alpha:g})"))
     return out
