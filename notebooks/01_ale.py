@@ -324,6 +324,8 @@ fsn_cfg = config.ale.fsn
 fsn_done = False
 published_tables = (_audit.load_reported_all(paths.raw / "reported.yaml")["cluster_tables"]
                     if (paths.raw / "reported.yaml").is_file() else [])
+for model in ran:  # a previous run's fail-safe N must not outlive a change of settings
+    ale_fsn.clear_outputs(out / model.name)
 if not fsn_cfg.enabled:
     show_markdown("Fail-safe N is not enabled for this dataset (`ale.fsn.enabled` in `dataset.yaml`); "
                   "`python -m painmeta ale --fsn` runs it on any model.")
@@ -331,7 +333,7 @@ else:
     fsn_models = [m for m in ran if fsn_cfg.models is None or m.name in fsn_cfg.models]
     if fsn_cfg.models is not None:
         show_markdown("Models asked for (`ale.fsn.models`): " + ", ".join(literal(m) for m in fsn_cfg.models)
-                      + "; those that did not run here are left out.")
+                      + (f"; {len(fsn_models)} of them ran here." if fsn_models else "; none of them ran here."))
     for model in fsn_models:
         name = model.name
         res = analysis.primary[name]
@@ -359,6 +361,11 @@ else:
                          if len(points) else ""))
         show_table(summ.round(2))
         flicker = fres.non_monotone()
+        if fres.points is not None:
+            outside = sorted(set(fres.points.loc[fres.points["fail_safe_n"].isna(), "point"]))
+            if outside:
+                show_markdown("Published peak(s) outside every significant cluster here (no fail-safe N): "
+                              + ", ".join(literal(p) for p in outside) + ".")
         if fres.method == "bisect":
             show_markdown(
                 f"Bisection assumes that a cluster, once lost, is not significant again with more null "
@@ -370,8 +377,8 @@ else:
         publish(analysis_figures.fsn_figure(summ, len(res.experiment_ids), fres.k_max, title=f"{name}: fail-safe N"),
                 out / f"ale_fsn_{name}")
         fsn_done = True
-    if not fsn_done:
-        show_markdown("Fail-safe N is enabled, but no model has a significant cluster.")
+    if not fsn_done and fsn_models:
+        show_markdown("Fail-safe N is enabled, but no model it applies to has a significant cluster.")
 
 # %% [markdown]
 # ## Subtraction and conjunction

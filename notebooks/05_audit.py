@@ -60,6 +60,7 @@ if has_reported:
     ctx.paths.processed.mkdir(parents=True, exist_ok=True)
     table.to_csv(ctx.paths.processed / "audit.csv", index=False)
     clusters.to_csv(out / "cluster_comparison.csv", index=False)
+    (out / "fsn_comparison.csv").unlink(missing_ok=True)  # none left from a previous build
     if len(fsn):
         fsn.to_csv(out / "fsn_comparison.csv", index=False)
     show_markdown(f"Paper: {literal(reported['paper'])}")

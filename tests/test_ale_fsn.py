@@ -9,7 +9,7 @@ import pytest
 from painmeta.ale import fsn as F
 from painmeta.ale.problem import make_problem
 
-from ale_fixtures import convergent
+from ale_fixtures import convergent, enge_like
 
 
 def test_null_drawer_shapes_nesting_and_seed() -> None:
@@ -100,12 +100,14 @@ def test_ale_cli_fsn_writes_column_and_tables(tmp_path) -> None:
     assert "fail_safe_n" in table.columns
     assert table.loc[table["significant"], "fail_safe_n"].between(0, 5).all()
     assert (out / "fsn.csv").is_file() and (out / "fsn_summary.csv").is_file()
-    # --fsn-alpha reaches the refits: 100 iterations cannot give p < 0.001, so every cluster fails at k = 1.
+    # --fsn-alpha reaches attach_fsn: 100 iterations cannot give p < 0.001, so no cluster is significant at that
+    # level to begin with, and none gets a fail-safe N (no refit).
     rc = main(["ale", "--sleuth", str(path), "--out", str(tmp_path / "strict"), "--n-iters", "100", "--seed", "1",
                "--engine", "inhouse", "--no-contributions", "--fsn", "--fsn-drawers", "1", "--fsn-max-factor", "1",
                "--n-cores", "1", "--fsn-alpha", "0.001"])
     assert rc == 0
-    assert (pd.read_csv(tmp_path / "strict" / "fsn.csv")["fail_safe_n"] == 0).all()
+    strict = pd.read_csv(tmp_path / "strict" / "fsn.csv")
+    assert len(strict) and strict["fail_safe_n"].isna().all() and (strict["n_refits"] == 0).all()
 
 
 def test_refits_judge_significance_like_the_analysis() -> None:
@@ -129,41 +131,70 @@ def test_refits_judge_significance_like_the_analysis() -> None:
                        focus_placement="exact").dtype == bool
 
 
+def _renumbered(res, factor: int = 10):
+    """The result with cluster ids 10, 20, ... so that a test sees the id mapping, not positions 1..n."""
+    res.clusters_all["cluster_id"] = res.clusters_all["cluster_id"] * factor
+    res.label_map = res.label_map * factor
+    return res
+
+
 def test_points_are_read_off_the_same_refits_as_the_clusters(tmp_path) -> None:
-    """A point at a cluster's peak gets that cluster's fail-safe N in every drawer; a point outside every
-    significant cluster gets 0; the cluster table is the same with or without points."""
-    foci, sizes = convergent(5, seed=5)
+    """A point at a cluster's peak gets that cluster's fail-safe N in every drawer; points outside every
+    significant cluster (a non-significant supra-threshold cluster, outside the volume) get NaN and cost no
+    refit; cluster ids are the result's; the cluster table is the same with or without points."""
     from painmeta.ale.inhouse import run_inhouse
 
-    res = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
-    sig = res.clusters_all[res.clusters_all["significant"].astype(bool)]
-    first = sig.iloc[0]
-    points = pd.DataFrame({"point": ["t:1", "t:far"], "x": [first["peak_x"], 60.0],
-                           "y": [first["peak_y"], -90.0], "z": [first["peak_z"], -30.0]})
+    foci, sizes = enge_like(20, seed=1234)
+    res = _renumbered(run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False))
+    allc = res.clusters_all
+    sig, supra = allc[allc["significant"]], allc[~allc["significant"]]
+    assert len(sig) >= 2 and len(supra)
+    second, small = sig.iloc[1], supra.iloc[0]
+    points = pd.DataFrame({"point": ["t:a", "t:b", "t:c"], "x": [second["peak_x"], small["peak_x"], 200.0],
+                           "y": [second["peak_y"], small["peak_y"], 0.0],
+                           "z": [second["peak_z"], small["peak_z"], 0.0]})
     with_points = F.attach_fsn(res, foci, sizes, n_drawers=2, max_factor=1.0, n_iters=100, points=points)
-    res2 = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
+    res2 = _renumbered(run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False))
     without = F.attach_fsn(res2, foci, sizes, n_drawers=2, max_factor=1.0, n_iters=100)
-    pd.testing.assert_frame_equal(with_points.table.drop(columns="n_refits"), without.table.drop(columns="n_refits"))
+    # an identical voxel does not change the bisection's path: the same refits, the same table
+    pd.testing.assert_frame_equal(with_points.table, without.table)
+    assert sorted(set(with_points.table["cluster_id"])) == sorted(sig["cluster_id"])
     pts = with_points.points
-    assert list(pts.columns) == F.POINT_COLUMNS and len(pts) == 4  # 2 drawers x 2 points
-    at_peak = pts[pts["point"] == "t:1"].set_index("drawer")["fail_safe_n"]
-    of_cluster = with_points.table[with_points.table["cluster_id"] == first["cluster_id"]].set_index("drawer")
+    assert list(pts.columns) == F.POINT_COLUMNS and len(pts) == 6  # 2 drawers x 3 points
+    at_peak = pts[pts["point"] == "t:a"].set_index("drawer")["fail_safe_n"]
+    of_cluster = with_points.table[with_points.table["cluster_id"] == second["cluster_id"]].set_index("drawer")
     assert (at_peak == of_cluster["fail_safe_n"]).all()
-    assert (pts[pts["point"] == "t:far"]["fail_safe_n"] == 0).all()
-    assert set(with_points.evaluations["cluster_id"]) <= set(sig["cluster_id"])
+    assert pts[pts["point"].isin(["t:b", "t:c"])]["fail_safe_n"].isna().all()
+    assert set(with_points.point_evaluations["point"]) == {"t:a"}
+    assert set(with_points.evaluations["cluster_id"]) == set(sig["cluster_id"])
     with_points.save(tmp_path)
-    assert (tmp_path / "fsn_points.csv").is_file()
+    assert (tmp_path / "fsn_points.csv").is_file() and (tmp_path / "fsn_points_refits.csv").is_file()
+    F.clear_outputs(tmp_path)
+    assert not any((tmp_path / f).exists() for f in F.OUTPUT_FILES)
 
 
-def test_refits_use_the_fsn_alpha_and_say_so() -> None:
-    """``cluster_alpha`` reaches the refits: at an unreachable level every cluster fails at k = 1."""
+def test_refits_use_the_fsn_alpha_and_say_so(monkeypatch) -> None:
+    """``cluster_alpha`` reaches every refit; a cluster not significant at it gets NaN and no refit."""
     foci, sizes = convergent(5, seed=5)
     from painmeta.ale.inhouse import run_inhouse
 
     res = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
-    out = F.attach_fsn(res, foci, sizes, n_drawers=1, max_factor=1.0, n_iters=100, cluster_alpha=1e-6)
-    assert out.cluster_alpha == 1e-6 and (out.table["fail_safe_n"] == 0).all()
-    assert "alpha 1e-06; the analysis used 0.05" in res.notes[-1]
+    seen = []
+    real = F.surviving
+
+    def spy(*args, **kwargs):
+        seen.append(args[7])  # cluster_alpha, positional in fail_safe_n's call
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(F, "surviving", spy)
+    out = F.attach_fsn(res, foci, sizes, n_drawers=1, max_factor=1.0, n_iters=100, cluster_alpha=0.04)
+    assert seen and set(seen) == {0.04} and out.cluster_alpha == 0.04
+    assert "alpha 0.04; the analysis used 0.05" in res.notes[-1]
+    seen.clear()
+    res2 = run_inhouse(foci, sizes, n_iters=100, seed=1, contributions=False)
+    none = F.attach_fsn(res2, foci, sizes, n_drawers=2, max_factor=1.0, n_iters=100, cluster_alpha=1e-6)
+    assert not seen and none.table["fail_safe_n"].isna().all() and len(none.table) == 2 * len(res2.clusters)
+    assert "not significant at that alpha: no fail-safe N" in res2.notes[-1]
 
 
 def test_non_monotone_refits_are_reported() -> None:

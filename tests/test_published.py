@@ -236,7 +236,15 @@ def test_published_fsn_is_compared_at_the_published_peak_in_its_convention(tmp_p
     located = reproduction.compare_fsn(table, out).set_index("published_cluster")
     assert located.loc[1, "our_cluster"] == 3 and located.loc[1, "status"] == audit.MATCH
     assert located.loc[2, "status"] == audit.NOT_COMPARED and "outside every significant cluster" in located.loc[
-        2, "reason"] and located.loc[2, "fsn_here"] == 1.0
+        2, "reason"] and pd.isna(located.loc[2, "fsn_here"])
+    # The same when the ALE stage found the point outside (NaN in every drawer), without a cluster map.
+    (tmp_path / "nan").mkdir()
+    nan = reproduction.compare_fsn(table, _fsn_output(tmp_path / "nan", {"all:1": [float("nan")] * 3}))
+    assert nan.iloc[0]["status"] == audit.NOT_COMPARED and "nothing to survive" in nan.iloc[0]["reason"]
+    # Censored means are comparable only with drawers of the same size.
+    other_k = reproduction.compare_fsn(table | {"fsn_k_max": 100}, out).set_index("published_cluster")
+    assert other_k.loc[1, "status"] == audit.NOT_COMPARED and "up to 100 null experiments, ours 250" in other_k.loc[
+        1, "reason"]
     shown = reproduction.fsn_display(got.reset_index())
     assert shown.loc[0, "published 95% CI"] == "8.0–12.0" and shown.loc[0, "FSN here (same peak)"] == 10.8
 
@@ -247,3 +255,19 @@ def test_published_fsn_points_come_from_the_models_tables():
     assert list(pts["point"]) == [f"all:{i}" for i in range(1, 9)]
     assert pts.iloc[0][["x", "y", "z"]].tolist() == [-44.0, 18.0, 24.0]
     assert reproduction.published_fsn_points(tables, "knowledge").empty
+
+
+def test_published_fsn_sits_on_the_peak_its_file_drawers_name():
+    """reported.yaml's fail-safe N per Table 2 cluster equals the mean of the authors' per-drawer files at that
+    cluster's peak (all_mean_fsn.csv numbers clusters by peak z, Table 2 by size: a join by number is wrong)."""
+    folder = ROOT / "data/raw/enge2021_semantic/source/fsn_all"
+    per = pd.concat([pd.read_csv(f, sep="\t") for f in sorted(folder.glob("*.tsv"))], ignore_index=True)
+    assert per.groupby("Cluster ID").size().eq(10).all()
+    by_peak = per.groupby(["X", "Y", "Z"])["FSN"].mean()
+    table = audit.load_reported_all(ROOT / "data/raw/enge2021_semantic/reported.yaml")["cluster_tables"][0]
+    checked = 0
+    for c in table["clusters"]:
+        if c.get("fsn_mean") is not None:
+            assert c["fsn_mean"] == pytest.approx(by_peak.loc[tuple(float(v) for v in c["peak"])], abs=1e-3), c
+            checked += 1
+    assert checked == 8

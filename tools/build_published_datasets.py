@@ -152,10 +152,36 @@ def enge() -> dict[str, str]:
     }
 
 
-def _clusters_from_tsv(path: Path, fsn: Path | None = None) -> list[dict]:
+def _fsn_by_peak(summary: Path, drawers: Path) -> dict[tuple[int, int, int], dict]:
+    """The published fail-safe N per cluster peak.
+
+    ``summary`` (all_mean_fsn.csv) numbers clusters as the FSN script's table did (by peak z), which is not the
+    cluster table's order (by size); the per-drawer files carry each cluster's peak, so they give the link. The
+    per-drawer values must reproduce the summary's mean and SD, or the join is wrong.
+    """
+    summ = pd.read_csv(summary).set_index("Cluster ID")
+    files = sorted(drawers.glob("filedrawer*_all_fsn.tsv"))
+    if len(files) != int(summ["count"].iloc[0]):
+        raise SystemExit(f"{drawers}: {len(files)} file drawers, the summary counts {int(summ['count'].iloc[0])}")
+    per = pd.concat([pd.read_csv(f, sep="\t").assign(drawer=f.name) for f in files], ignore_index=True)
+    out = {}
+    for cid, g in per.groupby("Cluster ID"):
+        peaks = {tuple(int(v) for v in row) for row in g[["X", "Y", "Z"]].to_numpy()}
+        if len(peaks) != 1:
+            raise SystemExit(f"{drawers}: cluster {cid} has different peaks across drawers: {sorted(peaks)}")
+        vals = g["FSN"].to_numpy(float)
+        row = summ.loc[cid]
+        if round(vals.mean(), 3) != round(float(row["mean"]), 3) or round(vals.std(ddof=1), 3) != round(
+                float(row["std"]), 3):
+            raise SystemExit(f"{summary}: cluster {cid}: the drawers give mean {vals.mean():.3f}, SD "
+                             f"{vals.std(ddof=1):.3f}; the summary says {row['mean']}, {row['std']}")
+        out[peaks.pop()] = {"fsn_mean": float(row["mean"]), "fsn_ci": [float(row["ci_lower"]), float(row["ci_upper"])]}
+    return out
+
+
+def _clusters_from_tsv(path: Path, fsn: dict[tuple[int, int, int], dict] | None = None) -> list[dict]:
     """A published cluster table (the authors' table script's TSV) as reported.yaml cluster entries."""
     tab = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    fsn_tab = pd.read_csv(fsn, dtype=str).set_index("Cluster ID") if fsn else None
     out = []
     for r in tab.to_dict("records"):
         c = {"cluster": int(r["Cluster #"]), "volume_mm3": int(r["Size (mm3)"].replace(",", "")),
@@ -166,11 +192,11 @@ def _clusters_from_tsv(path: Path, fsn: Path | None = None) -> list[dict]:
                 c[key] = float(r[col])
         c["peak_label"] = r["Peak label"]
         c["labels"] = r["Cluster labels"]
-        if fsn_tab is not None and str(c["cluster"]) in fsn_tab.index:
-            f = fsn_tab.loc[str(c["cluster"])]
-            c["fsn_mean"] = float(f["mean"])
-            c["fsn_ci"] = [float(f["ci_lower"]), float(f["ci_upper"])]
+        if fsn is not None and tuple(c["peak"]) in fsn:
+            c.update(fsn[tuple(c["peak"])])
         out.append(c)
+    if fsn is not None and len({tuple(c["peak"]) for c in out} & set(fsn)) != len(fsn):
+        raise SystemExit(f"{path}: not every fail-safe N peak is a peak of this table")
     return out
 
 
@@ -183,7 +209,8 @@ def enge_reported() -> str:
     import yaml
 
     src = ROOT / "data/raw/enge2021_semantic/source"
-    all_tab = _clusters_from_tsv(src / "published_table_all.tsv", src / "published_fsn_all.csv")
+    all_tab = _clusters_from_tsv(src / "published_table_all.tsv",
+                                 _fsn_by_peak(src / "published_fsn_all.csv", src / "fsn_all"))
     know_tab = _clusters_from_tsv(src / "published_table_knowledge.tsv")
     sub_tab = _clusters_from_tsv(src / "published_table_subtraction_knowledge.tsv")
     w = "Enge 2021, methods (source/SOURCE.md)"
@@ -225,10 +252,11 @@ def enge_reported() -> str:
     ]
     tables = [
         {"id": "all", "what": "Main ALE: clusters at cluster-level FWE p < 0.01", "model": "all",
-         "where": "Table 2 (source/published_table_all.tsv); fail-safe N: source/published_fsn_all.csv",
+         "where": "Table 2 (source/published_table_all.tsv); fail-safe N: source/published_fsn_all.csv, "
+                  "joined by peak through source/fsn_all/",
          # The authors' code (nb06_fsn.py) starts each voxel's count at 1 for the original analysis and adds
-         # one per null experiment survived: the largest k survived, plus one, at most k_max.
-         "min_volume_mm3": 200, "fsn_counts": "last_k_plus_one", "clusters": all_tab},
+         # one per null experiment survived: the largest k survived, plus one, at most k_max = 5 x 50.
+         "min_volume_mm3": 200, "fsn_counts": "last_k_plus_one", "fsn_k_max": 250, "clusters": all_tab},
         {"id": "knowledge", "what": "Knowledge subset: clusters at cluster-level FWE p < 0.01", "model": "knowledge",
          "where": "Table 3 (source/published_table_knowledge.tsv)", "min_volume_mm3": 200, "clusters": know_tab},
         {"id": "subtraction_knowledge", "what": "Knowledge > (relatedness + objects), voxel p < 0.001, 200 mm³",
@@ -239,8 +267,9 @@ def enge_reported() -> str:
     maps = [{"id": "all_map", "what": "Unthresholded ALE map of the main analysis (NiMARE 0.0.9)", "model": "all",
              "file": "source/published_ale_all_stat.nii.gz", "where": "results/ale/all_stat.nii.gz (repository)",
              "emulate": "nimare_0.0.9"}]
-    head = ("# Derived by tools/build_published_datasets.py from source/published_table_*.tsv and\n"
-            "# source/published_fsn_all.csv (the paper's tables as the authors' code wrote them); do not edit.\n"
+    head = ("# Derived by tools/build_published_datasets.py from source/published_table_*.tsv,\n"
+            "# source/published_fsn_all.csv and source/fsn_all/ (the paper's tables as the authors' code wrote\n"
+            "# them; fail-safe N joined to Table 2 by peak coordinate); do not edit.\n"
             "# Format: docs/TABLES.md (reported.yaml).\n")
     body = {"paper": "Enge A, Abdel Rahman R, Skeide MA. A meta-analysis of fMRI studies of semantic cognition in "
                      "children. NeuroImage 2021;241:118436",

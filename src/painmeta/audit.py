@@ -90,6 +90,10 @@ def _check_cluster_table(where: str, table: Any, problems: list[str]) -> None:
         if table["fsn_counts"] not in FSN_COUNTS:
             problems.append(f"{where}: 'fsn_counts' must be one of {', '.join(FSN_COUNTS)} (how the published "
                             "fail-safe N counts; see docs/TABLES.md)")
+    k = table.get("fsn_k_max")
+    if k is not None and not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
+        problems.append(f"{where}: 'fsn_k_max' must be a whole number >= 1 (the most null experiments a published "
+                        "file drawer held)")
     clusters = table.get("clusters")
     if not isinstance(clusters, list) or not clusters:
         problems.append(f"{where}: 'clusters' must be a non-empty list")

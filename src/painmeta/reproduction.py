@@ -388,8 +388,8 @@ def compare_fsn(table: Mapping[str, Any], output: ModelOutput | None) -> pd.Data
             "table": table["id"], "published_cluster": c.get("cluster", j), "published_peak": _xyz(c["peak"]),
             "published_fsn": float(c["fsn_mean"]), "published_ci_lower": lo, "published_ci_upper": hi}
         if labels_img is not None:
-            hit = int(_value_at(labels_img, [float(v) for v in c["peak"]]))
-            row["our_cluster"] = hit or None
+            v = _value_at(labels_img, [float(v) for v in c["peak"]])
+            row["our_cluster"] = int(v) if math.isfinite(v) and v > 0 else None
         key = f"{table['id']}:{c.get('cluster', j)}"
         mine = points[points["point"].astype(str) == key] if points is not None else pd.DataFrame()
         if mine.empty:
@@ -399,7 +399,20 @@ def compare_fsn(table: Mapping[str, Any], output: ModelOutput | None) -> pd.Data
             rows.append(row | {"status": NOT_COMPARED, "reason": why})
             continue
         k_max = int(mine["k_max"].iloc[0])
-        vals = in_convention(mine["fail_safe_n"].to_numpy(), k_max, counts)
+        raw = mine["fail_safe_n"].to_numpy(float)
+        if row.get("our_cluster", -1) is None or np.isnan(raw).all():
+            # Survival is only defined for a voxel that is significant to begin with: here it is not.
+            rows.append(row | {"status": NOT_COMPARED, "reason": (
+                "the published peak lies outside every significant cluster here (see the cluster table), so "
+                "there is nothing to survive")})
+            continue
+        pub_k = table.get("fsn_k_max")
+        if pub_k is not None and int(pub_k) != k_max:
+            rows.append(row | {"status": NOT_COMPARED, "reason": (
+                f"the paper's drawers held up to {int(pub_k)} null experiments, ours {k_max} (ale.fsn.max_factor): "
+                "censored means are not comparable")})
+            continue
+        vals = in_convention(raw, k_max, counts)
         n = len(vals)
         mean = float(vals.mean())
         sd = float(vals.std(ddof=1)) if n > 1 else float("nan")
@@ -416,12 +429,6 @@ def compare_fsn(table: Mapping[str, Any], output: ModelOutput | None) -> pd.Data
             rows.append(row | {"status": NOT_COMPARED, "reason": (
                 "one file drawer here: no spread to test a difference with" if n < 2 else
                 "the published value has no confidence interval to test a difference with")})
-            continue
-        if row.get("our_cluster", -1) is None:
-            # Survival is only defined for a voxel that is significant to begin with: here it is not.
-            rows.append(row | {"status": NOT_COMPARED, "reason": (
-                "the published peak lies outside every significant cluster here (see the cluster table), so "
-                "there is nothing to survive; the value shown is what the refits give there")})
             continue
         if se_diff == 0:
             z = 0.0 if diff == 0 else math.copysign(math.inf, diff)

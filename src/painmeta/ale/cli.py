@@ -214,13 +214,21 @@ def run_dataset(args: argparse.Namespace) -> int:
 
         models = {m.name: m for m in analysis.models}
         # the result each model reports (the primary engine's, or in-house for exact placement)
+        from painmeta.audit import load_reported_all
+        from painmeta.paths import dataset_paths
+        from painmeta.reproduction import published_fsn_points
+
         # --fsn asks for every model; otherwise the config's ale.fsn.models (default every model)
         wanted = None if args.fsn else fsn_cfg.models
+        reported = dataset_paths(args.dataset).raw / "reported.yaml"
+        tables = load_reported_all(reported)["cluster_tables"] if reported.is_file() else []
         with _executor(args, config.ale.executor) as ex:
             for name, res in analysis.primary.items():
                 if wanted is not None and name not in wanted:
                     continue
+                points = published_fsn_points(tables, name)  # a paper's FSN peaks, for the audit
                 fsn_res[name] = attach_fsn(res, models[name].foci, models[name].sample_sizes,
+                                           points=points if len(points) else None,
                                            n_drawers=args.fsn_drawers or fsn_cfg.n_drawers,
                                            max_factor=args.fsn_max_factor or fsn_cfg.max_factor,
                                            n_iters=args.fsn_n_iters or fsn_cfg.n_iters or args.n_iters,
@@ -240,6 +248,10 @@ def run_dataset(args: argparse.Namespace) -> int:
         for _, row in ctable.iterrows():
             print(f"contrast {row['contrast']}: {row['status']}" + (f": {row['reason']}" if row["reason"] else ""))
     save_analysis(analysis, out, crosscheck=args.crosscheck)
+    from painmeta.ale.fsn import clear_outputs
+
+    for m in analysis.models:  # no fail-safe N left from a previous run with other settings
+        clear_outputs(out / m.name)
     for name, fres in fsn_res.items():
         if fres is not None:
             fres.save(out / name)

@@ -168,6 +168,7 @@ class FSNResult:
     # Fail-safe N at further points (for example a paper's published peaks), from the same refits:
     # POINT_COLUMNS, one row per drawer and point.
     points: pd.DataFrame | None = None
+    point_evaluations: pd.DataFrame | None = None  # drawer, k, point, significant
 
     def save(self, folder: "str | Path") -> None:
         """Write ``fsn.csv`` (per drawer), ``fsn_summary.csv``, ``fsn_refits.csv`` (every refit's survival)
@@ -182,26 +183,29 @@ class FSNResult:
             self.evaluations.to_csv(out / "fsn_refits.csv", index=False)
         if self.points is not None:
             self.points.to_csv(out / "fsn_points.csv", index=False)
+        if self.point_evaluations is not None:
+            self.point_evaluations.to_csv(out / "fsn_points_refits.csv", index=False)
 
-    def non_monotone(self) -> pd.DataFrame:
-        """Drawer-cluster pairs whose refits contradict the bisection's assumption.
+    def non_monotone(self, points: bool = False) -> pd.DataFrame:
+        """Drawer-cluster (or, with ``points``, drawer-point) pairs whose refits contradict the bisection.
 
         A cluster that is not significant after ``k1`` null experiments but is again after some ``k2 > k1``
         (Monte Carlo noise near the boundary): there the bisection's answer can differ from the scan's
-        first failure. Columns ``drawer``, ``cluster_id``, ``lost_at``, ``back_at``; empty when every
-        evaluated sequence is monotone.
+        first failure. Columns ``drawer``, ``cluster_id`` (or ``point``), ``lost_at``, ``back_at``; empty
+        when every evaluated sequence is monotone.
         """
+        key = "point" if points else "cluster_id"
         rows = []
-        ev = self.evaluations
+        ev = self.point_evaluations if points else self.evaluations
         if ev is not None and len(ev):
-            for (d, c), g in ev.sort_values("k").groupby(["drawer", "cluster_id"], sort=True):
+            for (d, c), g in ev.sort_values("k").groupby(["drawer", key], sort=True):
                 sig = g["significant"].astype(bool).to_numpy()
                 ks = g["k"].to_numpy()
                 lost = np.flatnonzero(~sig)
                 if len(lost) and sig[lost[0]:].any():
-                    rows.append({"drawer": d, "cluster_id": c, "lost_at": int(ks[lost[0]]),
+                    rows.append({"drawer": d, key: c, "lost_at": int(ks[lost[0]]),
                                  "back_at": int(ks[lost[0]:][sig[lost[0]:]][0])})
-        return pd.DataFrame(rows, columns=["drawer", "cluster_id", "lost_at", "back_at"])
+        return pd.DataFrame(rows, columns=["drawer", key, "lost_at", "back_at"])
 
     def summary(self) -> pd.DataFrame:
         """Per cluster: mean, SD, SE and normal 95% CI over drawers (Enge's summary)."""
@@ -254,6 +258,21 @@ def _fsn_one_drawer(
     return lo, cache
 
 
+def k_max_for(n_experiments: int, max_factor: float) -> int:
+    """Most null experiments a drawer holds: ``round(max_factor * n_experiments)`` (Enge: 5 x 50 = 250)."""
+    return int(round(max_factor * n_experiments))
+
+
+#: Files the fail-safe N of a model writes into its folder (removed before a new run, so none is left stale).
+OUTPUT_FILES = ("fsn.csv", "fsn_summary.csv", "fsn_refits.csv", "fsn_points.csv", "fsn_points_refits.csv")
+
+
+def clear_outputs(folder: "str | Path") -> None:
+    """Remove a previous run's fail-safe N files from a model's folder (:data:`OUTPUT_FILES`)."""
+    for name in OUTPUT_FILES:
+        (Path(folder) / name).unlink(missing_ok=True)
+
+
 def fail_safe_n(
     foci: pd.DataFrame,
     sample_sizes: Mapping[str, float],
@@ -302,7 +321,7 @@ def fail_safe_n(
     t0 = time.perf_counter()
     order = list(experiment_order) if experiment_order is not None else sorted(set(map(str, foci["experiment_id"])))
     real = make_problem(foci, sample_sizes, experiment_order=order, focus_placement=focus_placement)
-    kmax = int(k_max if k_max is not None else round(max_factor * real.n_experiments))
+    kmax = int(k_max if k_max is not None else k_max_for(real.n_experiments, max_factor))
     peaks_ijk = real.mask.mm2vox(np.asarray(peaks_xyz, dtype=float).reshape(-1, 3))
     n_cl = len(peaks_ijk)
     children = np.random.SeedSequence(int(seed)).spawn(int(n_drawers))
@@ -357,6 +376,9 @@ __all__ = [
     "null_drawer",
     "surviving",
     "attach_fsn",
+    "clear_outputs",
+    "k_max_for",
+    "OUTPUT_FILES",
 ]
 
 
@@ -403,40 +425,83 @@ def attach_fsn(
     if sig.empty:
         return None
     alpha = float(res.cluster_alpha if cluster_alpha is None else cluster_alpha)
-    peaks = sig[["peak_x", "peak_y", "peak_z"]].to_numpy(float)
+    inference = getattr(res, "inference", "cluster_size")
+    # Only what is significant at the refits' alpha to begin with can survive null experiments: a cluster whose
+    # p does not reach a stricter FSN alpha, or a point outside every significant cluster, gets no fail-safe N
+    # (NaN) and costs no refit. (Counted from 1 it would look like "lost at the first null experiment".)
+    pcol = {"cluster_size": "p_fwe_size", "cluster_mass": "p_fwe_mass", "voxel": "p_fwe_voxel"}[inference]
+    at_alpha = (significant(sig[pcol].to_numpy(float), alpha) if pcol in sig.columns
+                else np.ones(len(sig), dtype=bool))
+    ids = sig["cluster_id"].to_numpy()
+    peaks = sig[["peak_x", "peak_y", "peak_z"]].to_numpy(float)[at_alpha]
+    refit_ids = ids[at_alpha]
     n_sig = len(peaks)
+    point_rows = np.zeros(0, dtype=int)
     if points is not None and len(points):
+        xyz = points[["x", "y", "z"]].to_numpy(float)
+        ijk = res.mask.mm2vox(xyz)
+        inside = np.all((ijk >= 0) & (ijk < np.asarray(res.label_map.shape)), axis=1)
+        lab = np.zeros(len(points), dtype=np.int64)
+        lab[inside] = res.label_map[tuple(ijk[inside].T)]
+        point_rows = np.flatnonzero(np.isin(lab, refit_ids))
         # Same refits: every point is one more voxel whose survival each refit reads (bisection may need a few
         # more refits to pin its boundary).
-        peaks = np.vstack([peaks, points[["x", "y", "z"]].to_numpy(float)])
+        peaks = np.vstack([peaks, xyz[point_rows]])
     out = fail_safe_n(
         foci, sample_sizes, peaks, n_drawers=n_drawers,
         max_factor=max_factor, n_iters=int(n_iters or res.n_iters), seed=int(res.seed if seed is None else seed),
         voxel_thresh=res.voxel_thresh, cluster_alpha=alpha, method=method, n_threads=n_threads,
-        experiment_order=res.experiment_ids, inference=getattr(res, "inference", "cluster_size"),
+        experiment_order=res.experiment_ids, inference=inference,
         focus_placement=getattr(res, "focus_placement", "voxel"), executor=executor,
-    )
+    ) if n_sig else None
+    if out is None:  # nothing significant at the refits' alpha: an empty result with the same shape
+        k_max = int(k_max_for(len(res.experiment_ids), max_factor))
+        out = FSNResult(pd.DataFrame(columns=FSN_COLUMNS), k_max, int(n_drawers), method,
+                        int(n_iters or res.n_iters), int(res.seed if seed is None else seed),
+                        evaluations=pd.DataFrame(columns=["drawer", "k", "cluster_id", "significant"]))
     out.cluster_alpha = alpha
-    if len(peaks) > n_sig:
-        pt = out.table[out.table["cluster_id"] > n_sig].copy()
-        j = pt["cluster_id"].to_numpy() - n_sig - 1
+    tab, ev = out.table, out.evaluations if out.evaluations is not None else pd.DataFrame(
+        columns=["drawer", "k", "cluster_id", "significant"])
+    is_pt = tab["cluster_id"].astype(int) > n_sig
+    is_pt_ev = ev["cluster_id"].astype(int) > n_sig
+    if points is not None and len(points):
+        pt = tab[is_pt].copy()
+        j = point_rows[pt["cluster_id"].to_numpy(int) - n_sig - 1]
         pt.insert(1, "point", points["point"].astype(str).to_numpy()[j])
         for a in "xyz":
             pt[a] = points[a].to_numpy(float)[j]
         pt["k_max"] = out.k_max
-        out.points = pt[POINT_COLUMNS].reset_index(drop=True)
-        out.table = out.table[out.table["cluster_id"] <= n_sig].reset_index(drop=True)
-        if out.evaluations is not None and len(out.evaluations):
-            out.evaluations = out.evaluations[out.evaluations["cluster_id"] <= n_sig].reset_index(drop=True)
-    ids = sig["cluster_id"].to_numpy()
-    out.table["cluster_id"] = ids[out.table["cluster_id"].to_numpy() - 1]
-    if out.evaluations is not None and len(out.evaluations):
-        out.evaluations["cluster_id"] = ids[out.evaluations["cluster_id"].to_numpy() - 1]
+        skipped = np.setdiff1d(np.arange(len(points)), point_rows)
+        none = pd.DataFrame([{"drawer": d + 1, "point": str(points["point"].iloc[i]), "x": float(points["x"].iloc[i]),
+                              "y": float(points["y"].iloc[i]), "z": float(points["z"].iloc[i]),
+                              "fail_safe_n": np.nan, "censored": False, "k_max": out.k_max}
+                             for i in skipped for d in range(int(n_drawers))])
+        out.points = pd.concat([pt[POINT_COLUMNS], none.reindex(columns=POINT_COLUMNS)] if len(none) else
+                               [pt[POINT_COLUMNS]], ignore_index=True).sort_values(["drawer", "point"],
+                                                                                 kind="stable").reset_index(drop=True)
+        pe = ev[is_pt_ev].copy()
+        pe.insert(2, "point", points["point"].astype(str).to_numpy()[point_rows[pe["cluster_id"].to_numpy(int)
+                                                                                 - n_sig - 1]])
+        out.point_evaluations = pe.drop(columns="cluster_id").reset_index(drop=True)
+    tab = tab[~is_pt].copy()
+    tab["cluster_id"] = refit_ids[tab["cluster_id"].to_numpy(int) - 1]
+    not_refit = ids[~at_alpha]
+    if len(not_refit):
+        tab = pd.concat([tab, pd.DataFrame([{"drawer": d + 1, "cluster_id": c, "fail_safe_n": np.nan,
+                                             "censored": False, "n_refits": 0}
+                                            for d in range(int(n_drawers)) for c in not_refit])],
+                        ignore_index=True).sort_values(["drawer", "cluster_id"], kind="stable")
+    out.table = tab.reset_index(drop=True)
+    ev = ev[~is_pt_ev].copy()
+    ev["cluster_id"] = refit_ids[ev["cluster_id"].to_numpy(int) - 1] if len(ev) else ev["cluster_id"]
+    out.evaluations = ev.reset_index(drop=True)
     summ = out.summary()
     table["fail_safe_n"] = table["cluster_id"].map(dict(zip(summ["cluster_id"], summ["mean"])))
     res.notes.append(
         f"fail-safe N: {n_drawers} file drawers of up to {out.k_max} null experiments "
         f"({method}, {out.n_iters} Monte Carlo iterations per refit, null foci uniform in the brain mask; "
-        f"significance by {getattr(res, 'inference', 'cluster_size')} at alpha {alpha:g}"
-        + (", as the analysis)" if alpha == float(res.cluster_alpha) else f"; the analysis used {res.cluster_alpha:g})"))
+        f"significance by {inference} at alpha {alpha:g}"
+        + (", as the analysis)" if alpha == float(res.cluster_alpha) else f"; the analysis used {res.cluster_alpha:g})")
+        + (f"; cluster(s) {', '.join(map(str, not_refit))} not significant at that alpha: no fail-safe N"
+           if len(not_refit) else ""))
     return out
