@@ -413,9 +413,12 @@ def attach_fsn(
     points : pandas.DataFrame, optional
         Further points (columns ``point``, ``x``, ``y``, ``z``; MNI mm) whose
         fail-safe N is read off the same refits, as :attr:`FSNResult.points`:
-        the survival of the cluster that holds the point's voxel (a point
-        outside every significant cluster of the analysis gets 0). Used to
-        compare with a paper's fail-safe N at its own peaks.
+        the survival of the cluster that holds the point's voxel. A point
+        outside every cluster that is significant at ``cluster_alpha`` gets
+        NaN and no refit (nothing to survive). Used to compare with a paper's
+        fail-safe N at its own peaks. The bisection may need a few refits
+        more to pin a point's boundary; ``n_refits`` in the table counts
+        them too.
     """
     res = result  # duck-typed ALEResult (this layer does not import results)
     table = res.clusters_all
