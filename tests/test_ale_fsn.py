@@ -205,3 +205,20 @@ def test_non_monotone_refits_are_reported() -> None:
     flicker = res.non_monotone()
     assert flicker.to_dict("records") == [{"drawer": 1, "cluster_id": 1, "lost_at": 4, "back_at": 6}]
     assert F.FSNResult(pd.DataFrame(columns=F.FSN_COLUMNS), 6, 1, "bisect", 10, 0).non_monotone().empty
+
+
+def test_first_failure_bound_lowers_to_the_first_failure_seen() -> None:
+    """Bisection found 6 for cluster 0, but a refit made for cluster 1 saw cluster 0 fail at k = 4: the scan's
+    first-failure value is at most 3. Values below every seen failure are unchanged."""
+    refits = {5: np.array([True, False]), 4: np.array([False, True]), 7: np.array([False, False])}
+    assert F.first_failure_bound(np.array([6, 4]), refits).tolist() == [3, 4]
+    # The search applies it. Cluster 0 flickers (lost at k = 2 only); cluster 1 is lost from k = 2 on. Bisection
+    # alone answers 5 for cluster 0 (it reads k = 2 only for cluster 1's boundary); the bound gives the scan's 1.
+    surv = {1: (True, True), 2: (False, False), 3: (True, False), 4: (True, False), 5: (True, False)}
+
+    def evaluate(k: int) -> np.ndarray:
+        return np.array(surv[k])
+
+    fsn, cache = F._fsn_one_drawer(evaluate, 2, 5, "bisect")
+    scan, _ = F._fsn_one_drawer(evaluate, 2, 5, "scan")
+    assert 2 in cache and scan.tolist() == [1, 1] and fsn.tolist() == [1, 1]

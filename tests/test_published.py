@@ -245,6 +245,14 @@ def test_published_fsn_is_compared_at_the_published_peak_in_its_convention(tmp_p
     other_k = reproduction.compare_fsn(table | {"fsn_k_max": 100}, out).set_index("published_cluster")
     assert other_k.loc[1, "status"] == audit.NOT_COMPARED and "up to 100 null experiments, ours 250" in other_k.loc[
         1, "reason"]
+    # With the refits on file, a drawer counts no further than the first failure they saw (here drawer 4 of
+    # cluster 1 was lost at k = 5 in a refit made for another peak: 11 -> 4, +1 -> 5).
+    pd.DataFrame({"drawer": [4, 4, 1, 2], "k": [5, 20, 5, 30], "point": ["all:1", "all:1", "all:2", "all:1"],
+                  "significant": [False, True, False, False]}).to_csv(tmp_path / "fsn_points_refits.csv", index=False)
+    bounded = reproduction.compare_fsn(table, out).set_index("published_cluster")
+    assert bounded.loc[1, "fsn_here"] == pytest.approx((10 + 10 + 11 + 5) / 4)
+    assert "1 drawer(s) lowered to the first failure" in bounded.loc[1, "reason"]
+    (tmp_path / "fsn_points_refits.csv").unlink()
     shown = reproduction.fsn_display(got.reset_index())
     assert shown.loc[0, "published 95% CI"] == "8.0–12.0" and shown.loc[0, "FSN here (same peak)"] == 10.8
 

@@ -24,8 +24,11 @@ experiments), so scanning ``k = 1..k_max`` costs ``k_max`` refits per drawer.
 null experiments are added, and finds every cluster's last surviving ``k`` by
 bisection over one shared set of refits (``O(n_clusters log k_max)``). The
 assumption fails only where Monte Carlo noise makes survival flicker near the
-boundary; ``method="scan"`` is the exact first-failure rule, and the test
-suite compares the two.
+boundary; the bisection's answer is then lowered to the first failure that
+any of the drawer's refits saw (:func:`first_failure_bound`), an upper bound
+on the exact value. ``method="scan"`` is the exact first-failure rule, and
+the test suite compares the two; :meth:`FSNResult.non_monotone` lists the
+flicker the refits saw.
 """
 
 from __future__ import annotations
@@ -255,7 +258,23 @@ def _fsn_one_drawer(
         upd_hi = ~s & (k < hi) & (k > lo)
         lo[upd_lo] = k
         hi[upd_hi] = k
-    return lo, cache
+    return first_failure_bound(lo, cache), cache
+
+
+def first_failure_bound(fsn: np.ndarray, refits: Mapping[int, np.ndarray]) -> np.ndarray:
+    """Lower each value to one below the first ``k`` at which any refit of the drawer saw it fail.
+
+    The fail-safe N is the last ``k`` before the *first* failure. Bisection pins one boundary per cluster and
+    ignores failures seen below it in refits made for other clusters, which happen where Monte Carlo noise
+    makes survival flicker; the scan's value can be no larger than the first failure seen minus one. So this
+    bound is an upper bound on the scan's answer and never above the bisection's. ``refits``: ``k`` ->
+    per-cluster survival, as the search evaluated them.
+    """
+    out = np.array(fsn, copy=True)
+    for k in sorted(refits):
+        failed = ~np.asarray(refits[k], dtype=bool)
+        out[failed] = np.minimum(out[failed], k - 1)
+    return out
 
 
 def k_max_for(n_experiments: int, max_factor: float) -> int:
@@ -373,6 +392,7 @@ __all__ = [
     "NullDrawer",
     "enge_convention",
     "fail_safe_n",
+    "first_failure_bound",
     "null_drawer",
     "surviving",
     "attach_fsn",
