@@ -136,6 +136,8 @@ for m in maps:
         ("mean (ours − published)", f"{st['mean_diff']:.2e}"),
         ("ALE maximum: ours / published", f"{st['max_ours']:.4f} / {st['max_published']:.4f}"),
         ("where: ours / published (MNI)", f"{st['argmax_ours']} / {st['argmax_published']}"),
+        ("ours most above the published map: difference, where (MNI)", f"{st['max_diff']:+.4f} at {st['argmax_diff']}"),
+        ("ours most below the published map: difference, where (MNI)", f"{st['min_diff']:+.4f} at {st['argmin_diff']}"),
         ("ratio ours / published where published > 0.01: 5th, 50th, 95th percentile",
          f"{st['ratio_p05']:.3f}, {st['ratio_p50']:.3f}, {st['ratio_p95']:.3f}"),
     ], columns=["measure", "value"])

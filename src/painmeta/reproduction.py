@@ -565,7 +565,9 @@ def compare_maps(ours: nib.Nifti1Image, published: nib.Nifti1Image, mask: np.nda
         ``n_voxels``, ``r`` (Pearson), ``slope`` (least squares, published on ours, through 0),
         ``max_abs_diff``, ``mean_diff`` (ours - published), ``max_ours``, ``max_published``,
         ``ratio_p50`` / ``ratio_p05`` / ``ratio_p95`` (ours / published where published > 0.01),
-        ``argmax_ours`` / ``argmax_published`` (MNI), ``x`` and ``y`` (the compared values).
+        ``argmax_ours`` / ``argmax_published`` (MNI), ``max_diff`` / ``argmax_diff`` and ``min_diff`` /
+        ``argmin_diff`` (largest difference each way, ours - published, and where, MNI), ``x`` and ``y`` (the
+        compared values).
     """
     a, b = _canonical(ours), _canonical(published)
     if a.shape[:3] != b.shape[:3] or not np.allclose(a.affine, b.affine, atol=1e-3):
@@ -588,7 +590,11 @@ def compare_maps(ours: nib.Nifti1Image, published: nib.Nifti1Image, mask: np.nda
         "max_ours": float(xs.max()), "max_published": float(ys.max()),
         "ratio_p05": float(np.nanpercentile(ratio, 5)), "ratio_p50": float(np.nanmedian(ratio)),
         "ratio_p95": float(np.nanpercentile(ratio, 95)),
-        "argmax_ours": world(x), "argmax_published": world(y), "x": xs, "y": ys,
+        "argmax_ours": world(x), "argmax_published": world(y),
+        # where ours is most above / below the published map (which clusters the difference touches)
+        "argmax_diff": world(np.where(m, x - y, -np.inf)), "max_diff": float(np.max(xs - ys)),
+        "argmin_diff": world(np.where(m, y - x, -np.inf)), "min_diff": float(np.min(xs - ys)),
+        "x": xs, "y": ys,
     }
 
 
