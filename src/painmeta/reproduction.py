@@ -349,7 +349,11 @@ def in_convention(fsn: np.ndarray | pd.Series, k_max: int, counts: str = "last_k
     if counts not in FSN_COUNTS:
         raise ValueError(f"fsn_counts must be one of {FSN_COUNTS}, got {counts!r}")
     fsn = np.asarray(fsn, dtype=float)
-    return np.minimum(fsn + 1, k_max) if counts == "last_k_plus_one" else fsn
+    if counts == "last_k_plus_one":
+        from painmeta.ale.fsn import enge_convention  # the one place this count is defined
+
+        return np.asarray(enge_convention(fsn, k_max), dtype=float)
+    return fsn
 
 
 def published_fsn_points(tables: Sequence[Mapping[str, Any]], model: str) -> pd.DataFrame:
