@@ -322,8 +322,7 @@ from painmeta import audit as _audit, reproduction
 
 fsn_cfg = config.ale.fsn
 fsn_done = False
-published_tables = (_audit.load_reported_all(paths.raw / "reported.yaml")["cluster_tables"]
-                    if (paths.raw / "reported.yaml").is_file() else [])
+published_tables = _audit.reported_cluster_tables(paths.raw)
 for model in ran:  # a previous run's fail-safe N must not outlive a change of settings
     ale_fsn.clear_outputs(out / model.name)
 if not fsn_cfg.enabled:

@@ -144,6 +144,12 @@ def load_reported(path: Path | str) -> list[dict[str, Any]]:
     return load_reported_all(path)["items"]
 
 
+def reported_cluster_tables(raw: Path | str) -> list[dict[str, Any]]:
+    """The validated cluster tables of a dataset folder's ``reported.yaml``; empty when it has none."""
+    path = Path(raw) / "reported.yaml"
+    return load_reported_all(path)["cluster_tables"] if path.is_file() else []
+
+
 def load_reported_all(path: Path | str) -> dict[str, Any]:
     """Load and validate every part of ``reported.yaml``.
 

@@ -417,8 +417,8 @@ def compare_fsn(table: Mapping[str, Any], output: ModelOutput | None) -> pd.Data
                 "censored means are not comparable")})
             continue
         lowered = 0
-        refits_file = output.folder / "fsn_points_refits.csv" if output is not None else None
-        if refits_file is not None and refits_file.is_file():
+        refits_file = output.folder / "fsn_points_refits.csv"  # output is set: its fsn_points.csv had rows
+        if refits_file.is_file():
             # The paper's rule is the first failure: no drawer may count past the first failure its refits saw
             # (painmeta.ale.fsn.first_failure_bound; a no-op on values that already respect it).
             from painmeta.ale.fsn import first_failure_bound

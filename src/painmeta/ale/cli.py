@@ -212,16 +212,15 @@ def run_dataset(args: argparse.Namespace) -> int:
     if args.fsn or fsn_cfg.enabled:
         from painmeta.ale.fsn import attach_fsn
 
-        models = {m.name: m for m in analysis.models}
-        # the result each model reports (the primary engine's, or in-house for exact placement)
-        from painmeta.audit import load_reported_all
+        from painmeta.audit import reported_cluster_tables
         from painmeta.paths import dataset_paths
         from painmeta.reproduction import published_fsn_points
 
+        models = {m.name: m for m in analysis.models}
         # --fsn asks for every model; otherwise the config's ale.fsn.models (default every model)
         wanted = None if args.fsn else fsn_cfg.models
-        reported = dataset_paths(args.dataset).raw / "reported.yaml"
-        tables = load_reported_all(reported)["cluster_tables"] if reported.is_file() else []
+        tables = reported_cluster_tables(dataset_paths(args.dataset).raw)
+        # the result each model reports (the primary engine's, or in-house for exact placement)
         with _executor(args, config.ale.executor) as ex:
             for name, res in analysis.primary.items():
                 if wanted is not None and name not in wanted:

@@ -43,6 +43,7 @@ import pandas as pd
 from scipy import ndimage
 
 from painmeta.ale.inference import (
+    METHOD_SHORT,
     cluster_masses,
     fit_observed,
     label_clusters,
@@ -63,6 +64,8 @@ from painmeta.ale.problem import ALEProblem, make_problem
 SAMPLE_SPACES = ("mask",)
 #: Columns of the FSN table (one row per drawer and cluster).
 FSN_COLUMNS = ["drawer", "cluster_id", "fail_safe_n", "censored", "n_refits"]
+#: Columns of the refits' survival table (``fsn_refits.csv``; ``point`` instead of ``cluster_id`` for points).
+EVALUATION_COLUMNS = ["drawer", "k", "cluster_id", "significant"]
 #: Columns of the FSN table at further points (one row per drawer and point; ``k_max`` for conversions).
 POINT_COLUMNS = ["drawer", "point", "x", "y", "z", "fail_safe_n", "censored", "k_max"]
 
@@ -386,6 +389,7 @@ def enge_convention(fsn: np.ndarray | pd.Series, k_max: int) -> np.ndarray:
 
 
 __all__ = [
+    "EVALUATION_COLUMNS",
     "FSN_COLUMNS",
     "POINT_COLUMNS",
     "FSNResult",
@@ -452,7 +456,7 @@ def attach_fsn(
     # Only what is significant at the refits' alpha to begin with can survive null experiments: a cluster whose
     # p does not reach a stricter FSN alpha, or a point outside every significant cluster, gets no fail-safe N
     # (NaN) and costs no refit. (Counted from 1 it would look like "lost at the first null experiment".)
-    pcol = {"cluster_size": "p_fwe_size", "cluster_mass": "p_fwe_mass", "voxel": "p_fwe_voxel"}[inference]
+    pcol = f"p_fwe_{METHOD_SHORT[inference]}"  # the cluster table's p column of that inference
     at_alpha = (significant(sig[pcol].to_numpy(float), alpha) if pcol in sig.columns
                 else np.ones(len(sig), dtype=bool))
     ids = sig["cluster_id"].to_numpy()
@@ -478,13 +482,11 @@ def attach_fsn(
         focus_placement=getattr(res, "focus_placement", "voxel"), executor=executor,
     ) if n_sig else None
     if out is None:  # nothing significant at the refits' alpha: an empty result with the same shape
-        k_max = int(k_max_for(len(res.experiment_ids), max_factor))
-        out = FSNResult(pd.DataFrame(columns=FSN_COLUMNS), k_max, int(n_drawers), method,
-                        int(n_iters or res.n_iters), int(res.seed if seed is None else seed),
-                        evaluations=pd.DataFrame(columns=["drawer", "k", "cluster_id", "significant"]))
+        out = FSNResult(pd.DataFrame(columns=FSN_COLUMNS), k_max_for(len(res.experiment_ids), max_factor),
+                        int(n_drawers), method, int(n_iters or res.n_iters), int(res.seed if seed is None else seed),
+                        evaluations=pd.DataFrame(columns=EVALUATION_COLUMNS))
     out.cluster_alpha = alpha
-    tab, ev = out.table, out.evaluations if out.evaluations is not None else pd.DataFrame(
-        columns=["drawer", "k", "cluster_id", "significant"])
+    tab, ev = out.table, out.evaluations if out.evaluations is not None else pd.DataFrame(columns=EVALUATION_COLUMNS)
     is_pt = tab["cluster_id"].astype(int) > n_sig
     is_pt_ev = ev["cluster_id"].astype(int) > n_sig
     if points is not None and len(points):
